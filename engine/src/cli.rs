@@ -1,0 +1,380 @@
+//! The command line: `routereval-engine [run] [OPTIONS]` and `routereval-engine routers`.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::RunConfig;
+use crate::data::{Difficulty, RouterDataset};
+use crate::routers::{Contender, Registry};
+use crate::run::{self, EvalResult, Selection};
+use crate::{dataset, embedded, report};
+
+const EXAMPLES: &str = "\
+Examples:
+  routereval-engine                              every built-in router and bound on the embedded data
+  routereval-engine --router knn:k=10 --router oracle
+  routereval-engine --dataset data/router_dataset --difficulty easy --format json
+  routereval-engine --config configs/default.toml
+  routereval-engine routers                      list routers, their parameters, and the bounds
+
+Exit status: 0 when every evaluation succeeded, 1 when some failed (the others are still
+reported), 2 on a usage, config or dataset error.";
+
+/// Evaluates LLM routers on RouterEval-format benchmarks and computes mu, V_R, V_B and Ep.
+#[derive(Debug, Parser)]
+#[command(
+    name = "routereval-engine",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate routers (the default: `routereval-engine --router knn` is `run --router knn`)
+    Run(RunArgs),
+    /// List the built-in routers with their parameters, and the reference bounds
+    Routers,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DifficultyArg {
+    Easy,
+    Hard,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+/// Options of `run`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct RunArgs {
+    /// A RouterEval `*_router_dataset.pkl` file, or a directory of them, each a benchmark
+    /// (repeatable). Default: the embedded LLMRouter data (9 LLMs)
+    #[arg(long = "dataset", short = 'd', value_name = "PATH")]
+    datasets: Vec<PathBuf>,
+    /// A router or bound with parameters, e.g. `knn:k=10`, `oracle`, `random`, `r_o:p=0.5`
+    /// (repeatable; rows in this order). Default: every built-in router and the bounds oracle,
+    /// random and r_o:p=0.5
+    #[arg(long = "router", short = 'r', value_name = "NAME[:KEY=VALUE,...]")]
+    routers: Vec<String>,
+    /// Which pools: easy (m = 3, 5), hard (m = 10, 100, 1000) or all [default: all]
+    #[arg(long, value_enum)]
+    difficulty: Option<DifficultyArg>,
+    /// Only pools of these sizes, e.g. `3,5`
+    #[arg(long, value_delimiter = ',', value_name = "M,...")]
+    candidates: Option<Vec<usize>>,
+    /// Only pools of these groups: all_strong, all_weak, strong_to_weak (or a dataset's own)
+    #[arg(long = "group", value_delimiter = ',', value_name = "GROUP,...")]
+    groups: Option<Vec<String>>,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Seed handed to every router (a router's own `seed=` parameter overrides it) [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads [default: one per core]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// A TOML run configuration (see configs/); command-line options override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write the output to FILE (atomically) instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Report each evaluation on standard error as it finishes (default when stderr is a
+    /// terminal)
+    #[arg(long)]
+    progress: bool,
+}
+
+/// Where the CLI writes, and whether standard error is a terminal.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds trait objects for the output streams"
+)]
+pub struct Io<'a> {
+    /// Standard output.
+    pub out: &'a mut (dyn Write + Send),
+    /// Standard error.
+    pub err: &'a mut (dyn Write + Send),
+    /// Whether standard error is a terminal (progress is shown by default then).
+    pub err_is_terminal: bool,
+}
+
+/// Runs the command line `args` (including the program name) with the routers of `registry`.
+/// Returns the exit status: 0 all evaluations succeeded, 1 some failed, 2 a usage or input error.
+pub fn run_cli<I, T>(args: I, registry: &Registry, io: &mut Io<'_>) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let text = e.render().ansi().to_string();
+            return match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = write!(io.out, "{}", e.render());
+                    0
+                }
+                _ => {
+                    let _ = write!(io.err, "{text}");
+                    2
+                }
+            };
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Routers) => list_routers(registry, io.out).map(|()| 0),
+        Some(Command::Run(args)) => run(&args, registry, io),
+        None => run(&cli.run, registry, io),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(io.err, "error: {e:#}");
+            2
+        }
+    }
+}
+
+fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "routers (use as --router NAME[:key=value,...]):")?;
+    for r in registry.iter() {
+        writeln!(out, "  {:<10} {}", r.name, r.summary)?;
+        writeln!(out, "  {:<10} parameters: {} (and seed)", "", r.params)?;
+    }
+    writeln!(
+        out,
+        "reference bounds (computed by the engine from the test scores):"
+    )?;
+    writeln!(out, "  {:<10} the best model for every query", "oracle")?;
+    writeln!(
+        out,
+        "  {:<10} a uniformly random model for every query",
+        "random"
+    )?;
+    writeln!(
+        out,
+        "  {:<10} the oracle with probability p, else random (exact expectation); p=0.5 by default",
+        "r_o:p=<p>"
+    )?;
+    Ok(())
+}
+
+/// The effective run settings, after merging the config file and the command line.
+struct Plan {
+    seed: u64,
+    datasets: Vec<PathBuf>,
+    contenders: Vec<Contender>,
+    selection: Selection,
+    format: Format,
+    threads: Option<usize>,
+}
+
+fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
+    let cfg = match &args.config {
+        Some(p) => RunConfig::load(p)?,
+        None => RunConfig::default(),
+    };
+    let seed = args.seed.or(cfg.seed).unwrap_or(0);
+    let mut contenders = Vec::new();
+    if !args.routers.is_empty() {
+        for spec in &args.routers {
+            contenders.push(
+                Contender::parse(spec, seed, registry)
+                    .map_err(|e| anyhow::anyhow!("--router {e}"))?,
+            );
+        }
+    } else if !cfg.routers.is_empty() {
+        for entry in &cfg.routers {
+            let params = entry.params(seed)?;
+            contenders.push(
+                Contender::build(&entry.name, params, registry)
+                    .map_err(|e| anyhow::anyhow!("config router `{}`: {e}", entry.name))?,
+            );
+        }
+    } else {
+        for r in registry.iter() {
+            contenders
+                .push(Contender::parse(&r.name, seed, registry).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        for b in ["oracle", "random", "r_o:p=0.5"] {
+            contenders.push(Contender::parse(b, seed, registry).map_err(|e| anyhow::anyhow!(e))?);
+        }
+    }
+    let mut labels: Vec<String> = contenders.iter().map(Contender::label).collect();
+    labels.sort();
+    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+        bail!("router `{}` is given twice", w[0]);
+    }
+    let difficulty = match args.difficulty {
+        Some(DifficultyArg::Easy) => Some(Difficulty::Easy),
+        Some(DifficultyArg::Hard) => Some(Difficulty::Hard),
+        Some(DifficultyArg::All) => None,
+        None => match cfg.difficulty.as_deref() {
+            None | Some("all") => None,
+            Some("easy") => Some(Difficulty::Easy),
+            Some("hard") => Some(Difficulty::Hard),
+            Some(other) => bail!("config: difficulty `{other}` is not easy, hard or all"),
+        },
+    };
+    let format = match args.format {
+        Some(f) => f,
+        None => match cfg.format.as_deref() {
+            None | Some("table") => Format::Table,
+            Some("json") => Format::Json,
+            Some(other) => bail!("config: format `{other}` is not table or json"),
+        },
+    };
+    let datasets = if args.datasets.is_empty() {
+        cfg.datasets
+    } else {
+        args.datasets.clone()
+    };
+    Ok(Plan {
+        seed,
+        datasets,
+        contenders,
+        selection: Selection {
+            difficulty,
+            candidates: args.candidates.clone().or(cfg.candidates),
+            groups: args.groups.clone().or(cfg.groups),
+        },
+        format,
+        threads: args.threads.or(cfg.threads),
+    })
+}
+
+fn load_datasets(paths: &[PathBuf]) -> Result<Vec<RouterDataset>> {
+    if paths.is_empty() {
+        return Ok(vec![embedded::default_dataset()?]);
+    }
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(dataset::load_path(p)?);
+    }
+    let mut names: Vec<&str> = all.iter().map(|d| d.benchmark.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "benchmark `{}` is loaded twice; give each dataset once",
+            w[0]
+        );
+    }
+    Ok(all)
+}
+
+fn describe_pools(datasets: &[RouterDataset]) -> String {
+    datasets
+        .iter()
+        .map(|d| {
+            let pools: Vec<String> = d
+                .pools
+                .iter()
+                .map(|p| format!("{} m={} {}", p.difficulty, p.m(), p.group))
+                .collect();
+            format!("{}: {}", d.benchmark, pools.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move `{}` to `{}`", tmp.display(), path.display()))
+}
+
+fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
+    let started = Instant::now();
+    let plan = resolve(args, registry)?;
+    let pool = {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(n) = plan.threads {
+            if n == 0 {
+                bail!("--threads must be at least 1");
+            }
+            b = b.num_threads(n);
+        }
+        b.build().context("cannot start the worker threads")?
+    };
+    let datasets = pool.install(|| load_datasets(&plan.datasets))?;
+    let tasks = run::plan(&datasets, &plan.contenders, &plan.selection);
+    if tasks.is_empty() {
+        bail!(
+            "no pool matches the selection (difficulty, --candidates, --group); the datasets have: {}",
+            describe_pools(&datasets)
+        );
+    }
+    let show = args.progress || io.err_is_terminal;
+    let total = tasks.len();
+    let done = Mutex::new((0usize, &mut *io.err));
+    let on_done = |r: &EvalResult| {
+        if !show {
+            return;
+        }
+        let mut g = done.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 += 1;
+        let status = match (&r.metrics, &r.error) {
+            (Some(m), _) => format!("ok mu={:.4}", m.mu),
+            (_, Some(e)) => format!("failed ({})", e.kind),
+            _ => String::new(),
+        };
+        let line = format!(
+            "[{}/{total}] {} {} {} m={} {}: {status} in {:.2}s\n",
+            g.0, r.router, r.benchmark, r.difficulty, r.m, r.group, r.seconds
+        );
+        let _ = g.1.write_all(line.as_bytes());
+    };
+    let results =
+        pool.install(|| run::execute(registry, &datasets, &plan.contenders, &tasks, &on_done));
+    drop(done);
+    let text = match plan.format {
+        Format::Table => report::to_table(&results),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&report::to_json(&results, plan.seed))?;
+            s.push('\n');
+            s
+        }
+    };
+    match &args.output {
+        Some(path) => write_atomically(path, &text)?,
+        None => io.out.write_all(text.as_bytes())?,
+    }
+    let failed = results.iter().filter(|r| !r.is_ok()).count();
+    if show {
+        let _ = writeln!(
+            io.err,
+            "{} evaluations ({} ok, {failed} failed) in {:.2}s",
+            results.len(),
+            results.len() - failed,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,213 @@
+//! The data model: a router dataset is one benchmark's queries (split into train, validation and
+//! test) and its candidate pools.
+
+use std::fmt;
+
+/// A dense row-major matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix<T> {
+    rows: usize,
+    cols: usize,
+    data: Vec<T>,
+}
+
+impl<T: Copy> Matrix<T> {
+    /// Wraps `data` (`rows * cols` values, row-major).
+    ///
+    /// # Panics
+    /// When the length does not match.
+    pub fn new(rows: usize, cols: usize, data: Vec<T>) -> Self {
+        assert_eq!(
+            rows * cols,
+            data.len(),
+            "matrix data does not match its shape"
+        );
+        Matrix { rows, cols, data }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// All values, row-major.
+    pub fn as_slice(&self) -> &[T] {
+        &self.data
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[T] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The value at `(i, j)`.
+    pub fn get(&self, i: usize, j: usize) -> T {
+        self.data[i * self.cols + j]
+    }
+
+    /// Column `j`, copied.
+    pub fn column(&self, j: usize) -> Vec<T> {
+        (0..self.rows).map(|i| self.get(i, j)).collect()
+    }
+
+    /// A new matrix made of the given columns of `self`, in order.
+    pub fn select_columns(&self, cols: &[usize]) -> Self {
+        let mut data = Vec::with_capacity(self.rows * cols.len());
+        for i in 0..self.rows {
+            let r = self.row(i);
+            data.extend(cols.iter().map(|&j| r[j]));
+        }
+        Matrix::new(self.rows, cols.len(), data)
+    }
+}
+
+/// Pool difficulty: RouterEval's easy pools have m in {3, 5}, hard pools m in {10, 100, 1000}.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difficulty {
+    /// Few candidates.
+    Easy,
+    /// Many candidates.
+    Hard,
+}
+
+impl Difficulty {
+    /// The key used in the pickle files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Easy => "easy",
+            Difficulty::Hard => "hard",
+        }
+    }
+}
+
+impl fmt::Display for Difficulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The queries of one split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitData {
+    /// Embeddings, one row per query.
+    pub embeddings: Matrix<f32>,
+    /// Prompts, one per query (empty strings when the dataset has none).
+    pub prompts: Vec<String>,
+}
+
+impl SplitData {
+    /// Number of queries.
+    pub fn len(&self) -> usize {
+        self.embeddings.rows()
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One candidate pool: `m` models and their scores on every split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    /// Easy or hard.
+    pub difficulty: Difficulty,
+    /// Group: `all_strong`, `all_weak`, `strong_to_weak` (or another name a dataset uses).
+    pub group: String,
+    /// Model names, in column order.
+    pub models: Vec<String>,
+    /// Training scores, `N_train x m`, as routers see them.
+    pub train_scores: Matrix<f32>,
+    /// Validation scores, `N_val x m`.
+    pub val_scores: Matrix<f32>,
+    /// Test scores, `N_test x m`, kept in f64: only the engine reads them.
+    pub test_scores: Matrix<f64>,
+    /// Binarised training labels (TruthfulQA: 1 where a model scores >= 0.95 x the best model).
+    pub train_labels: Option<Matrix<f32>>,
+}
+
+impl Pool {
+    /// Number of candidates.
+    pub fn m(&self) -> usize {
+        self.models.len()
+    }
+}
+
+/// The TruthfulQA benchmark's name in RouterEval; its routers train on `train_label`.
+pub const TRUTHFULQA: &str = "harness_truthfulqa_mc_0";
+
+/// The reference accuracies (a strong model such as GPT-4) of RouterEval's 12 benchmarks.
+pub const ACC_REF: [(&str, f64); 12] = [
+    ("arc", 0.852),
+    ("hellaswag", 0.953),
+    ("mmlu", 0.864),
+    (TRUTHFULQA, 0.669),
+    ("winogrande", 0.875),
+    ("gsm8k", 0.92),
+    ("ifeval", 0.7689),
+    ("bbh", 0.8303),
+    ("gpqa", 0.397),
+    ("math", 0.4),
+    ("musr", 0.699),
+    ("mmlu_pro", 0.637),
+];
+
+/// The reference accuracy of a RouterEval benchmark, `None` for any other name.
+pub fn acc_ref(benchmark: &str) -> Option<f64> {
+    ACC_REF
+        .iter()
+        .find(|(b, _)| *b == benchmark)
+        .map(|&(_, a)| a)
+}
+
+/// A router dataset: one benchmark, its three splits and its pools.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouterDataset {
+    /// Benchmark name (from the file name: `gsm8k_router_dataset.pkl` is `gsm8k`).
+    pub benchmark: String,
+    /// Reference accuracy for V_R, known for RouterEval's 12 benchmarks.
+    pub acc_ref: Option<f64>,
+    /// Where the data came from (a path, or `embedded:...`).
+    pub source: String,
+    /// Training queries.
+    pub train: SplitData,
+    /// Validation queries.
+    pub val: SplitData,
+    /// Test queries.
+    pub test: SplitData,
+    /// Candidate pools, sorted by difficulty, size and group.
+    pub pools: Vec<Pool>,
+}
+
+impl RouterDataset {
+    /// The training scores routers learn from for `pool`: `train_label` for TruthfulQA (whose
+    /// raw scores are not binary), as RouterEval does, else `train_score`.
+    pub fn training_scores<'a>(&self, pool: &'a Pool) -> &'a Matrix<f32> {
+        match (&pool.train_labels, self.benchmark == TRUTHFULQA) {
+            (Some(labels), true) => labels,
+            _ => &pool.train_scores,
+        }
+    }
+
+    /// Sorts pools by difficulty, size, then group (RouterEval's three groups first, in the
+    /// paper's order).
+    pub fn sort_pools(&mut self) {
+        self.pools.sort_by(|a, b| pool_order(a).cmp(&pool_order(b)));
+    }
+}
+
+fn pool_order(p: &Pool) -> (Difficulty, usize, usize, String) {
+    let g = match p.group.as_str() {
+        "all_strong" => 0,
+        "all_weak" => 1,
+        "strong_to_weak" => 2,
+        _ => 3,
+    };
+    (p.difficulty, p.m(), g, p.group.clone())
+}

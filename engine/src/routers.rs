@@ -1,0 +1,210 @@
+//! The routers the engine can run by name: the built-in baselines, plus any a program embedding
+//! the engine registers.
+
+use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
+
+use crate::bounds::Bound;
+
+/// An object-safe router, as the engine drives it.
+pub trait DynRouter: Send {
+    /// See [`Router::fit`].
+    ///
+    /// # Errors
+    /// As the router's.
+    fn fit(&mut self, train: &Split<'_>, val: &Split<'_>) -> Result<(), RouterError>;
+    /// See [`Router::route`].
+    ///
+    /// # Errors
+    /// As the router's.
+    fn route(&self, queries: &Queries<'_>) -> Result<Routing, RouterError>;
+}
+
+impl<R: Router + Send> DynRouter for R {
+    fn fit(&mut self, train: &Split<'_>, val: &Split<'_>) -> Result<(), RouterError> {
+        Router::fit(self, train, val)
+    }
+    fn route(&self, queries: &Queries<'_>) -> Result<Routing, RouterError> {
+        Router::route(self, queries)
+    }
+}
+
+/// Builds a router from its parameters.
+pub type Factory = fn(&Params) -> Result<Box<dyn DynRouter>, RouterError>;
+
+fn factory<R: Router + Send + 'static>(p: &Params) -> Result<Box<dyn DynRouter>, RouterError> {
+    Ok(Box::new(R::new(p)?))
+}
+
+/// One router the engine knows by name.
+#[derive(Clone, Debug)]
+pub struct RouterInfo {
+    /// The name used with `--router`.
+    pub name: String,
+    /// One line on what it does.
+    pub summary: String,
+    /// Its parameters and their defaults, one line.
+    pub params: String,
+    /// Builds it.
+    pub factory: Factory,
+}
+
+/// The routers available by name.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    routers: Vec<RouterInfo>,
+}
+
+/// Names reserved for the reference bounds.
+pub const BOUND_NAMES: [&str; 3] = ["oracle", "random", "r_o"];
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The built-in routers.
+    pub fn builtin() -> Self {
+        let mut r = Registry::new();
+        r.register::<routereval_plugin_knn::Knn>(
+            "knn",
+            "k nearest training queries by cosine similarity; mean of their scores per candidate (RouterEval's PRKnn)",
+            "k=5",
+        )
+        .expect("built-in names are unique");
+        r
+    }
+
+    /// Adds a router under `name`.
+    ///
+    /// # Errors
+    /// When the name is taken, reserved for a bound, or not made of letters, digits, `-`, `_`
+    /// and `.`.
+    pub fn register<R: Router + Send + 'static>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        params: &str,
+    ) -> Result<(), String> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "router name `{name}` must be letters, digits, `-`, `_` or `.`"
+            ));
+        }
+        if BOUND_NAMES.contains(&name) || self.get(name).is_some() {
+            return Err(format!("router name `{name}` is already taken"));
+        }
+        self.routers.push(RouterInfo {
+            name: name.to_string(),
+            summary: summary.to_string(),
+            params: params.to_string(),
+            factory: factory::<R>,
+        });
+        Ok(())
+    }
+
+    /// The router called `name`.
+    pub fn get(&self, name: &str) -> Option<&RouterInfo> {
+        self.routers.iter().find(|r| r.name == name)
+    }
+
+    /// All routers, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &RouterInfo> {
+        self.routers.iter()
+    }
+}
+
+/// What one row of the results is: a router with its parameters, or a bound.
+#[derive(Clone, Debug)]
+pub enum Contender {
+    /// A router from the registry.
+    Router {
+        /// Registry name.
+        name: String,
+        /// Its parameters (seed included).
+        params: Params,
+        /// How it is shown: `knn` or `knn:k=7`.
+        label: String,
+    },
+    /// A reference bound.
+    Bound(Bound),
+}
+
+impl Contender {
+    /// The row label.
+    pub fn label(&self) -> String {
+        match self {
+            Contender::Router { label, .. } => label.clone(),
+            Contender::Bound(b) => b.label(),
+        }
+    }
+
+    /// Whether it is a reference bound.
+    pub fn is_bound(&self) -> bool {
+        matches!(self, Contender::Bound(_))
+    }
+
+    /// Parses `NAME[:key=value,...]`: a registered router or a bound (`oracle`, `random`,
+    /// `r_o:p=0.5`). Router parameters are checked by building the router once.
+    ///
+    /// # Errors
+    /// An unknown name (the message lists the known ones) or invalid parameters.
+    pub fn parse(spec: &str, seed: u64, registry: &Registry) -> Result<Contender, String> {
+        let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
+        let params = Params::parse(rest, seed).map_err(|e| format!("`{spec}`: {e}"))?;
+        Contender::build(name.trim(), params, registry).map_err(|e| format!("`{spec}`: {e}"))
+    }
+
+    /// Builds a contender from a name and parameters (see [`Contender::parse`]).
+    ///
+    /// # Errors
+    /// An unknown name (the message lists the known ones) or invalid parameters.
+    pub fn build(name: &str, params: Params, registry: &Registry) -> Result<Contender, String> {
+        match name {
+            "oracle" | "random" => {
+                params.expect_only(&[]).map_err(|e| e.to_string())?;
+                Ok(Contender::Bound(if name == "oracle" {
+                    Bound::Oracle
+                } else {
+                    Bound::Random
+                }))
+            }
+            "r_o" => {
+                params.expect_only(&["p"]).map_err(|e| e.to_string())?;
+                let p = params.f64_or("p", 0.5).map_err(|e| e.to_string())?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!("`p` must be in [0, 1], got {p}"));
+                }
+                Ok(Contender::Bound(Bound::OracleMix(p)))
+            }
+            _ => {
+                let Some(info) = registry.get(name) else {
+                    let known: Vec<&str> = registry
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .chain(["oracle", "random", "r_o:p=<p>"])
+                        .collect();
+                    return Err(format!(
+                        "unknown router `{name}`; known: {} (see `routereval-engine routers`)",
+                        known.join(", ")
+                    ));
+                };
+                (info.factory)(&params).map_err(|e| e.to_string())?;
+                let label = if params.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}:{params}")
+                };
+                Ok(Contender::Router {
+                    name: name.to_string(),
+                    params,
+                    label,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Planning and executing evaluations: every (benchmark, pool, contender) is one task; tasks run
+//! in parallel with rayon, and results come back in plan order whatever the thread count.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use routereval_sdk::{Queries, RouterError, Routing, Split};
+
+use crate::data::{Difficulty, Pool, RouterDataset, SplitData};
+use crate::metrics::{self, Metrics};
+use crate::routers::{Contender, Registry};
+use crate::validate::validate;
+
+/// Which pools to evaluate; `None` means all.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only pools of this difficulty.
+    pub difficulty: Option<Difficulty>,
+    /// Only pools of these sizes.
+    pub candidates: Option<Vec<usize>>,
+    /// Only pools of these groups.
+    pub groups: Option<Vec<String>>,
+}
+
+impl Selection {
+    /// Whether `pool` is selected.
+    pub fn accepts(&self, pool: &Pool) -> bool {
+        self.difficulty.is_none_or(|d| d == pool.difficulty)
+            && self
+                .candidates
+                .as_ref()
+                .is_none_or(|c| c.contains(&pool.m()))
+            && self.groups.as_ref().is_none_or(|g| g.contains(&pool.group))
+    }
+}
+
+/// One evaluation to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// Index into the datasets.
+    pub dataset: usize,
+    /// Index into that dataset's pools.
+    pub pool: usize,
+    /// Index into the contenders.
+    pub contender: usize,
+}
+
+/// Every selected (dataset, pool, contender), in a fixed order.
+pub fn plan(datasets: &[RouterDataset], contenders: &[Contender], sel: &Selection) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for (d, ds) in datasets.iter().enumerate() {
+        for (p, pool) in ds.pools.iter().enumerate() {
+            if !sel.accepts(pool) {
+                continue;
+            }
+            for c in 0..contenders.len() {
+                tasks.push(Task {
+                    dataset: d,
+                    pool: p,
+                    contender: c,
+                });
+            }
+        }
+    }
+    tasks
+}
+
+/// Why an evaluation failed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EvalError {
+    /// Stable snake_case kind: `router_error`, `panic`, `invalid_output`.
+    pub kind: String,
+    /// What happened, naming the router and the pool.
+    pub message: String,
+}
+
+/// The outcome of one evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalResult {
+    /// The contender's label.
+    pub router: String,
+    /// Whether the contender is a reference bound.
+    pub is_bound: bool,
+    /// Benchmark name.
+    pub benchmark: String,
+    /// Pool difficulty.
+    pub difficulty: Difficulty,
+    /// Pool size.
+    pub m: usize,
+    /// Pool group.
+    pub group: String,
+    /// The metrics, when the evaluation succeeded.
+    pub metrics: Option<Metrics>,
+    /// The failure, when it did not.
+    pub error: Option<EvalError>,
+    /// Wall time of the evaluation (fit, route, validation and metrics).
+    pub seconds: f64,
+}
+
+impl EvalResult {
+    /// Whether it succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+fn queries(split: &SplitData) -> Result<Queries<'_>, RouterError> {
+    Queries::new(
+        split.len(),
+        split.embeddings.cols(),
+        split.embeddings.as_slice(),
+        &split.prompts,
+    )
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Fits the router on the pool's train / val splits and routes its test queries.
+fn fit_and_route(
+    registry: &Registry,
+    name: &str,
+    params: &routereval_sdk::Params,
+    ds: &RouterDataset,
+    pool: &Pool,
+) -> Result<Routing, RouterError> {
+    let info = registry
+        .get(name)
+        .ok_or_else(|| RouterError::Other(format!("no router named `{name}`")))?;
+    let mut router = (info.factory)(params)?;
+    let train = Split::new(
+        queries(&ds.train)?,
+        ds.training_scores(pool).as_slice(),
+        &pool.models,
+    )?;
+    let val = Split::new(queries(&ds.val)?, pool.val_scores.as_slice(), &pool.models)?;
+    router.fit(&train, &val)?;
+    router.route(&queries(&ds.test)?)
+}
+
+/// Runs one task.
+pub fn execute_one(
+    registry: &Registry,
+    datasets: &[RouterDataset],
+    contenders: &[Contender],
+    task: Task,
+) -> EvalResult {
+    let start = Instant::now();
+    let ds = &datasets[task.dataset];
+    let pool = &ds.pools[task.pool];
+    let contender = &contenders[task.contender];
+    let label = contender.label();
+    let where_ = format!(
+        "router `{label}` on {} {} m={} {}",
+        ds.benchmark,
+        pool.difficulty,
+        pool.m(),
+        pool.group
+    );
+    let outcome: Result<Metrics, EvalError> = match contender {
+        Contender::Bound(b) => Ok(b.evaluate(&pool.test_scores, ds.acc_ref)),
+        Contender::Router { name, params, .. } => {
+            let routed = catch_unwind(AssertUnwindSafe(|| {
+                fit_and_route(registry, name, params, ds, pool)
+            }));
+            match routed {
+                Err(payload) => Err(EvalError {
+                    kind: "panic".into(),
+                    message: format!("{where_}: panicked: {}", panic_message(&*payload)),
+                }),
+                Ok(Err(e)) => Err(EvalError {
+                    kind: "router_error".into(),
+                    message: format!("{where_}: {e}"),
+                }),
+                Ok(Ok(routing)) => match validate(&routing, ds.test.len(), pool.m()) {
+                    Err(why) => Err(EvalError {
+                        kind: "invalid_output".into(),
+                        message: format!("{where_}: invalid output: {why}"),
+                    }),
+                    Ok(()) => Ok(metrics::evaluate(
+                        &pool.test_scores,
+                        ds.acc_ref,
+                        routing.belief(),
+                        routing.choices(),
+                    )),
+                },
+            }
+        }
+    };
+    let (metrics, error) = match outcome {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e)),
+    };
+    EvalResult {
+        router: label,
+        is_bound: contender.is_bound(),
+        benchmark: ds.benchmark.clone(),
+        difficulty: pool.difficulty,
+        m: pool.m(),
+        group: pool.group.clone(),
+        metrics,
+        error,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Runs every task in parallel on the current rayon pool; `on_done` is called as each one
+/// finishes (from worker threads, in completion order). Results are in task order.
+pub fn execute(
+    registry: &Registry,
+    datasets: &[RouterDataset],
+    contenders: &[Contender],
+    tasks: &[Task],
+    on_done: &(dyn Fn(&EvalResult) + Sync),
+) -> Vec<EvalResult> {
+    tasks
+        .par_iter()
+        .with_max_len(1)
+        .map(|&t| {
+            let r = execute_one(registry, datasets, contenders, t);
+            on_done(&r);
+            r
+        })
+        .collect()
+}

@@ -129,7 +129,11 @@ where
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            let text = e.render().ansi().to_string();
+            let text = if io.err_is_terminal {
+                e.render().ansi().to_string()
+            } else {
+                e.render().to_string()
+            };
             return match e.kind() {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion
@@ -353,7 +357,6 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
     };
     let results =
         pool.install(|| run::execute(registry, &datasets, &plan.contenders, &tasks, &on_done));
-    drop(done);
     let text = match plan.format {
         Format::Table => report::to_table(&results),
         Format::Json => {

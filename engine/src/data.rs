@@ -198,7 +198,7 @@ impl RouterDataset {
     /// Sorts pools by difficulty, size, then group (RouterEval's three groups first, in the
     /// paper's order).
     pub fn sort_pools(&mut self) {
-        self.pools.sort_by(|a, b| pool_order(a).cmp(&pool_order(b)));
+        self.pools.sort_by_key(pool_order);
     }
 }
 

@@ -181,7 +181,7 @@ pub fn read(bytes: &[u8]) -> Result<Value, PickleError> {
     let root = vm.run()?;
     let mut refs = vec![0u32; vm.arena.len()];
     vm.count_refs(root, &mut refs);
-    vm.to_value(root, &refs, 0)
+    vm.take_value(root, &refs, 0)
 }
 
 /// Containers nested deeper than this are refused (RouterEval files nest 6 deep).
@@ -684,7 +684,7 @@ impl<'a> Vm<'a> {
     }
 
     fn pairs(&self, items: Vec<Id>) -> Result<Vec<(Id, Id)>, PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.malformed("a dict built from an odd number of items"));
         }
         Ok(items.chunks_exact(2).map(|c| (c[0], c[1])).collect())
@@ -835,12 +835,12 @@ impl<'a> Vm<'a> {
                 if let Some(&o) = st.get(1) {
                     dt.big_endian = self.str_of(o, "the dtype byte order")? == ">";
                 }
-                if dt.kind == Kind::Unicode {
-                    if let Some(&e) = st.get(5) {
-                        let size = self.int_of(e, "the dtype item size")?;
-                        dt.size = usize::try_from(size)
-                            .map_err(|_| self.malformed("negative item size"))?;
-                    }
+                if dt.kind == Kind::Unicode
+                    && let Some(&e) = st.get(5)
+                {
+                    let size = self.int_of(e, "the dtype item size")?;
+                    dt.size =
+                        usize::try_from(size).map_err(|_| self.malformed("negative item size"))?;
                 }
                 self.arena[target] = Obj::Dtype(dt);
                 Ok(())
@@ -1043,7 +1043,7 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn to_value(&mut self, id: Id, refs: &[u32], depth: usize) -> Result<Value, PickleError> {
+    fn take_value(&mut self, id: Id, refs: &[u32], depth: usize) -> Result<Value, PickleError> {
         if depth > MAX_DEPTH {
             return Err(self.malformed(format!(
                 "containers nested deeper than {MAX_DEPTH} levels (or a self-reference)"
@@ -1061,7 +1061,7 @@ impl<'a> Vm<'a> {
                 let items = items.clone();
                 let vals = items
                     .into_iter()
-                    .map(|i| self.to_value(i, refs, depth + 1))
+                    .map(|i| self.take_value(i, refs, depth + 1))
                     .collect::<Result<Vec<_>, _>>()?;
                 if is_list {
                     Value::List(vals)
@@ -1074,8 +1074,8 @@ impl<'a> Vm<'a> {
                 let mut out = Vec::with_capacity(pairs.len());
                 for (k, x) in pairs {
                     out.push((
-                        self.to_value(k, refs, depth + 1)?,
-                        self.to_value(x, refs, depth + 1)?,
+                        self.take_value(k, refs, depth + 1)?,
+                        self.take_value(x, refs, depth + 1)?,
                     ));
                 }
                 Value::Dict(out)

@@ -94,7 +94,7 @@ pub fn to_table(results: &[EvalResult]) -> String {
             .max()
             .unwrap_or(6)
             .max(6);
-        let cell_w = 4 * 7 + 3;
+        let cell_w = 4 * 6 + 3;
         let mut head = format!("{:name_w$}", "");
         let mut sub = format!("{:name_w$}", "router");
         for (d, m) in &cols {

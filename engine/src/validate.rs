@@ -41,12 +41,13 @@ pub fn validate(routing: &Routing, n: usize, m: usize) -> Result<(), String> {
             ));
         }
     }
-    if let Some(choices) = routing.choices() {
-        if let Some((i, c)) = choices.iter().enumerate().find(|(_, c)| **c as usize >= m) {
-            return Err(format!(
-                "row {i}: the choice {c} is out of range for {m} candidates"
-            ));
-        }
+    if let Some((i, c)) = routing
+        .choices()
+        .and_then(|cs| cs.iter().enumerate().find(|(_, c)| **c as usize >= m))
+    {
+        return Err(format!(
+            "row {i}: the choice {c} is out of range for {m} candidates"
+        ));
     }
     Ok(())
 }

@@ -37,7 +37,10 @@ impl ParamValue {
         if let Ok(i) = t.parse::<i64>() {
             return ParamValue::Int(i);
         }
-        if let Ok(f) = t.parse::<f64>() {
+        // `nan`, `inf` and the like stay strings: no router wants them as numbers by accident.
+        if let Ok(f) = t.parse::<f64>()
+            && f.is_finite()
+        {
             return ParamValue::Float(f);
         }
         ParamValue::Str(t.to_string())
@@ -258,6 +261,8 @@ mod tests {
         assert!(p.bool_or("flag", false).unwrap());
         assert_eq!(p.str_or("name", ""), "cos");
         assert_eq!(p.get("q"), Some(&ParamValue::Str("3".into())));
+        assert_eq!(ParamValue::parse("nan"), ParamValue::Str("nan".into()));
+        assert_eq!(ParamValue::parse("1e3"), ParamValue::Float(1000.0));
         assert_eq!(p.usize_or("absent", 9).unwrap(), 9);
         assert_eq!(p.to_string(), "flag=true,k=5,name=cos,p=0.5,q=3");
     }

@@ -1,0 +1,299 @@
+//! The command line, run in-process: defaults, options, output formats, errors.
+
+use serde_json::Value;
+
+use crate::util::{TempDir, close, find, results_without_times, run, shared};
+
+#[test]
+fn default_run_prints_the_table_on_embedded_data() {
+    let out = run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = &out.stdout;
+    assert!(
+        t.starts_with("llmrouter (no reference accuracy: V_R not defined)\n"),
+        "{t}"
+    );
+    for needle in [
+        "easy m=3",
+        "easy m=5",
+        "easy m=9",
+        "knn",
+        "oracle (bound)",
+        "random (bound)",
+        "r_o:p=0.5 (bound)",
+    ] {
+        assert!(t.contains(needle), "`{needle}` missing:\n{t}");
+    }
+    // Cells are the mean of the three groups (m = 3, 5) or the single all_models pool (m = 9);
+    // the knn m=3 cell is the mean of RouterEval's own three numbers (see llmrouter.rs).
+    let knn = t.lines().find(|l| l.starts_with("knn ")).unwrap();
+    let mu3 = (0.5922442509342806 + 0.30688119211136766 + 0.5727057374394317) / 3.0;
+    assert!(knn.contains(&format!("{mu3:.4}")), "{knn}");
+    let oracle = t.lines().find(|l| l.starts_with("oracle")).unwrap();
+    let o3 = (0.7386923229595027 + 0.4278084363856128 + 0.7027704483103019) / 3.0;
+    assert!(oracle.contains(&format!("{o3:.4}")), "{oracle}");
+    // The 9-model pool: the oracle reaches the best model on each test query.
+    assert!(t.contains("easy m=9: all_models"), "{t}");
+}
+
+#[test]
+fn run_is_the_default_subcommand() {
+    let a = run(&[
+        "--router",
+        "knn:k=3",
+        "--format",
+        "json",
+        "--candidates",
+        "3",
+    ]);
+    let b = run(&[
+        "run",
+        "--router",
+        "knn:k=3",
+        "--format",
+        "json",
+        "--candidates",
+        "3",
+    ]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_eq!(
+        results_without_times(&a.json()),
+        results_without_times(&b.json())
+    );
+    assert_eq!(a.json()["results"][0]["router"], "knn:k=3");
+}
+
+#[test]
+fn json_has_every_field_and_the_embedded_pools() {
+    let out = run(&["--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["seed"], 0);
+    let rs = v["results"].as_array().unwrap();
+    // 7 pools (3 + 3 + all_models) x (knn + 3 bounds).
+    assert_eq!(rs.len(), 28);
+    for r in rs {
+        for f in [
+            "router",
+            "kind",
+            "benchmark",
+            "difficulty",
+            "m",
+            "group",
+            "mu",
+            "vr",
+            "vb",
+            "ep",
+            "status",
+            "error",
+            "seconds",
+        ] {
+            assert!(r.get(f).is_some(), "field {f} missing in {r}");
+        }
+        assert_eq!(r["status"], "ok");
+        assert!(r["error"].is_null() && r["vr"].is_null());
+        assert_eq!(r["benchmark"], "llmrouter");
+        assert_eq!(r["difficulty"], "easy");
+    }
+    let all = find(rs, "oracle", 9, "all_models");
+    // On these 563 test queries the oracle over all 9 models beats every smaller pool.
+    for r in rs.iter().filter(|r| r["router"] == "oracle") {
+        assert!(r["mu"].as_f64() <= all["mu"].as_f64());
+    }
+    assert_eq!(find(rs, "knn", 3, "all_weak")["kind"], "router");
+    assert_eq!(find(rs, "random", 3, "all_weak")["kind"], "bound");
+}
+
+#[test]
+fn output_is_identical_whatever_the_thread_count() {
+    let a = run(&["--format", "json", "--threads", "1"]);
+    let b = run(&["--format", "json", "--threads", "2"]);
+    let c = run(&["--format", "json", "--threads", "2"]);
+    assert_eq!(
+        results_without_times(&a.json()),
+        results_without_times(&b.json())
+    );
+    assert_eq!(
+        results_without_times(&b.json()),
+        results_without_times(&c.json())
+    );
+    let t1 = run(&["--threads", "1"]);
+    let t2 = run(&["--threads", "2"]);
+    assert_eq!(t1.stdout, t2.stdout);
+}
+
+/// A directory of RouterEval files: each `<name>_router_dataset.pkl` is one benchmark, and a
+/// RouterEval name gets its reference accuracy.
+#[test]
+fn dataset_directory_and_known_benchmarks() {
+    let dir = TempDir::new("dir");
+    for name in ["gsm8k", "arc"] {
+        std::fs::copy(
+            shared("fixtures/synth_numpy2_protocol5.pkl"),
+            dir.path().join(format!("{name}_router_dataset.pkl")),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not a dataset").unwrap();
+    let out = run(&[
+        "--dataset",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--router",
+        "oracle",
+        "--difficulty",
+        "hard",
+        "--group",
+        "all_weak,strong_to_weak",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rs = results_without_times(&out.json());
+    // Sorted by file name: arc first; 3 hard sizes x 2 groups each.
+    assert_eq!(rs.len(), 12);
+    assert_eq!(rs[0]["benchmark"], "arc");
+    assert_eq!(rs[6]["benchmark"], "gsm8k");
+    let ms: Vec<u64> = rs[..6].iter().map(|r| r["m"].as_u64().unwrap()).collect();
+    assert_eq!(ms, [10, 10, 100, 100, 1000, 1000]);
+    for r in &rs {
+        let acc = if r["benchmark"] == "gsm8k" {
+            0.92
+        } else {
+            0.852
+        };
+        let (mu, vr) = (r["mu"].as_f64().unwrap(), r["vr"].as_f64().unwrap());
+        assert!(close(vr, mu / acc, 1e-12), "{r}");
+        assert_eq!(r["difficulty"], "hard");
+    }
+    // The same data under both names gives the same mu.
+    assert_eq!(rs[0]["mu"], rs[6]["mu"]);
+}
+
+#[test]
+fn table_on_a_known_benchmark_shows_v_r() {
+    let dir = TempDir::new("vr");
+    let f = dir.path().join("gsm8k_router_dataset.pkl");
+    std::fs::copy(shared("fixtures/synth_numpy1_protocol4.pkl"), &f).unwrap();
+    let out = run(&[
+        "-d",
+        f.to_str().unwrap(),
+        "--candidates",
+        "3,5",
+        "-r",
+        "oracle",
+        "-r",
+        "knn",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("gsm8k\n"), "{}", out.stdout);
+    let knn = out.stdout.lines().find(|l| l.starts_with("knn")).unwrap();
+    assert!(!knn.contains(" - "), "V_R should be shown: {knn}");
+}
+
+#[test]
+fn output_file_is_written() {
+    let dir = TempDir::new("out");
+    let f = dir.path().join("results.json");
+    let out = run(&[
+        "--format",
+        "json",
+        "--router",
+        "oracle",
+        "-o",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn progress_goes_to_stderr() {
+    let out = run(&["--router", "oracle", "--candidates", "3", "--progress"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stderr.contains("[3/3] oracle llmrouter easy m=3"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("3 evaluations (3 ok, 0 failed)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn usage_errors_say_what_to_do() {
+    let out = run(&["--router", "knnn"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("unknown router `knnn`; known: knn, oracle, random, r_o:p=<p>"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["--router", "knn:kk=3"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("unknown parameter `kk`; accepted: k"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["--router", "r_o:p=2"]);
+    assert!(
+        out.stderr.contains("`p` must be in [0, 1]"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["--router", "knn", "--router", "knn"]);
+    assert!(out.stderr.contains("given twice"), "{}", out.stderr);
+    let out = run(&["--difficulty", "hard"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("no pool matches the selection"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("easy m=9 all_models"), "{}", out.stderr);
+    let out = run(&["--dataset", "/nonexistent/x_router_dataset.pkl"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("cannot open dataset `/nonexistent/x_router_dataset.pkl`"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["--difficulty", "medium"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("possible values: easy, hard, all"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn help_and_router_list() {
+    let out = run(&["--help"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("--dataset <PATH>") && out.stdout.contains("Examples:"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["routers"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("knn") && out.stdout.contains("parameters: k=5"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("r_o:p=<p>"));
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use routereval_engine::cli::{Io, run_cli};
+use routereval_engine::routers::Registry;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `../shared/data/<rel>` beside the checkout.
+pub fn shared(rel: &str) -> PathBuf {
+    let p = root().join("../shared/data").join(rel);
+    assert!(
+        p.exists(),
+        "test data `{}` is missing: the tests expect the project's shared/ folder beside the checkout",
+        p.display()
+    );
+    p
+}
+
+/// What a CLI run produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the CLI in-process with `registry`.
+pub fn run_with(registry: &Registry, args: &[&str]) -> Output {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = {
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            err_is_terminal: false,
+        };
+        let argv = std::iter::once("routereval-engine").chain(args.iter().copied());
+        run_cli(argv, registry, &mut io)
+    };
+    Output {
+        code,
+        stdout: String::from_utf8(out).expect("utf-8 stdout"),
+        stderr: String::from_utf8(err).expect("utf-8 stderr"),
+    }
+}
+
+/// Runs the CLI in-process with the built-in routers.
+pub fn run(args: &[&str]) -> Output {
+    run_with(&Registry::builtin(), args)
+}
+
+/// The `results` array of a JSON run, with the wall times removed (they differ between runs).
+pub fn results_without_times(v: &Value) -> Vec<Value> {
+    v["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().expect("object").remove("seconds");
+            r
+        })
+        .collect()
+}
+
+/// The one result for (router, m, group).
+pub fn find<'a>(results: &'a [Value], router: &str, m: u64, group: &str) -> &'a Value {
+    results
+        .iter()
+        .find(|r| r["router"] == router && r["m"] == m && r["group"] == group)
+        .unwrap_or_else(|| panic!("no result for {router} m={m} {group}"))
+}
+
+/// First 16 hex digits of the sha256 of `bytes`.
+pub fn sha16(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "routereval-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}

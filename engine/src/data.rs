@@ -211,3 +211,53 @@ fn pool_order(p: &Pool) -> (Difficulty, usize, usize, String) {
     };
     (p.difficulty, p.m(), g, p.group.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(benchmark: &str, labels: bool) -> (RouterDataset, Pool) {
+        let split = |n: usize| SplitData {
+            embeddings: Matrix::new(n, 1, vec![1.0; n]),
+            prompts: vec![String::new(); n],
+        };
+        let pool = Pool {
+            difficulty: Difficulty::Easy,
+            group: "all_strong".into(),
+            models: vec!["a".into(), "b".into()],
+            train_scores: Matrix::new(2, 2, vec![0.2, 0.9, 1.0, 0.5]),
+            val_scores: Matrix::new(1, 2, vec![0.0, 1.0]),
+            test_scores: Matrix::new(1, 2, vec![1.0, 0.0]),
+            train_labels: labels.then(|| Matrix::new(2, 2, vec![0.0, 1.0, 1.0, 0.0])),
+        };
+        let ds = RouterDataset {
+            benchmark: benchmark.into(),
+            acc_ref: acc_ref(benchmark),
+            source: "test".into(),
+            train: split(2),
+            val: split(1),
+            test: split(1),
+            pools: vec![pool.clone()],
+        };
+        (ds, pool)
+    }
+
+    #[test]
+    fn truthfulqa_trains_on_labels_others_on_scores() {
+        let (ds, pool) = dataset(TRUTHFULQA, true);
+        assert_eq!(ds.acc_ref, Some(0.669));
+        assert_eq!(ds.training_scores(&pool).as_slice(), &[0.0, 1.0, 1.0, 0.0]);
+        let (ds, pool) = dataset("gsm8k", true);
+        assert_eq!(ds.training_scores(&pool).as_slice(), &[0.2, 0.9, 1.0, 0.5]);
+        let (ds, pool) = dataset(TRUTHFULQA, false);
+        assert_eq!(ds.training_scores(&pool).as_slice(), &[0.2, 0.9, 1.0, 0.5]);
+        assert_eq!(acc_ref("llmrouter"), None);
+    }
+
+    #[test]
+    fn matrix_columns() {
+        let m = Matrix::new(2, 3, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(m.column(1), vec![2, 5]);
+        assert_eq!(m.select_columns(&[2, 0]).as_slice(), &[3, 1, 6, 4]);
+    }
+}

@@ -118,6 +118,23 @@ pub struct Io<'a> {
     pub err_is_terminal: bool,
 }
 
+/// The whole program: runs the process's command line with the routers of `registry` on the
+/// real standard streams, and turns the status into an exit code. The `routereval-engine`
+/// binary is this with the built-in routers; a program that adds its own routers calls it with
+/// its registry.
+pub fn main_with(registry: &Registry) -> std::process::ExitCode {
+    use std::io::IsTerminal;
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let err_is_terminal = err.is_terminal();
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        err_is_terminal,
+    };
+    let status = run_cli(std::env::args_os(), registry, &mut io);
+    std::process::ExitCode::from(u8::try_from(status).unwrap_or(2))
+}
+
 /// Runs the command line `args` (including the program name) with the routers of `registry`.
 /// Returns the exit status: 0 all evaluations succeeded, 1 some failed, 2 a usage or input error.
 pub fn run_cli<I, T>(args: I, registry: &Registry, io: &mut Io<'_>) -> i32

@@ -5,21 +5,21 @@
 //! candidate LLMs (and optionally its choice); the engine validates that output and computes
 //! mu, V_R, V_B and Ep from test scores the router never sees.
 //!
-//! The binary `routereval-engine` is a thin wrapper over [`cli::run_cli`]. Programs that embed
+//! The binary `routereval-engine` is a thin wrapper over [`cli::main_with`]. Programs that embed
 //! the engine (to evaluate a router of their own without building a plugin) register it in a
 //! [`routers::Registry`] and call the same function:
 //!
 //! ```no_run
-//! use routereval_engine::cli::{Io, run_cli};
 //! use routereval_engine::routers::Registry;
 //!
-//! let mut registry = Registry::builtin();
-//! // registry.register::<MyRouter>("mine", "what it does", "its parameters")?;
-//! let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-//! let mut io = Io { out: &mut out, err: &mut err, err_is_terminal: false };
-//! let status = run_cli(["routereval-engine", "--router", "knn"], &registry, &mut io);
-//! std::process::exit(status);
+//! fn main() -> std::process::ExitCode {
+//!     let registry = Registry::builtin();
+//!     // registry.register::<MyRouter>("mine", "what it does", "its parameters").unwrap();
+//!     routereval_engine::cli::main_with(&registry)
+//! }
 //! ```
+//!
+//! [`cli::run_cli`] takes the arguments and output streams explicitly (the tests use it).
 //!
 //! Modules, in data-flow order: [`pickle`] and [`dataset`] read datasets (never executing
 //! anything), [`embedded`] holds the default data, [`data`] is the data model, [`run`] plans and

@@ -3,11 +3,10 @@
 //!
 //! Run: `cargo run --release -p best-on-train` (add `-- --help` for the options).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use best_on_train::BestOnTrain;
-use routereval_engine::cli::{Io, run_cli};
+use routereval_engine::cli::main_with;
 use routereval_engine::routers::Registry;
 
 fn main() -> ExitCode {
@@ -21,14 +20,7 @@ fn main() -> ExitCode {
         )
         .expect("the name is free");
 
-    // 2. With no --router, the engine runs every registered router and the bounds.
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let err_is_terminal = err.is_terminal();
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        err_is_terminal,
-    };
-    let status = run_cli(std::env::args_os(), &registry, &mut io);
-    ExitCode::from(u8::try_from(status).unwrap_or(2))
+    // 2. Run the engine's command line with it: with no --router, every registered router and
+    //    the bounds are evaluated.
+    main_with(&registry)
 }

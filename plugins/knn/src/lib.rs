@@ -24,7 +24,7 @@
 //!
 //! ## Speed
 //!
-//! Similarities are computed block by block (128 test queries at a time) as one matrix product
+//! Similarities are computed block by block (512 test queries at a time) as one matrix product
 //! of L2-normalised embeddings, then a single pass per row keeps the `k` best. On RouterEval's
 //! largest shape the cost is that of the matrix product; see `benches/route.rs`.
 
@@ -36,9 +36,12 @@ use routereval_sdk::{
 /// Default number of neighbours, RouterEval's setting.
 pub const DEFAULT_K: usize = 5;
 
-/// Test queries per block of the similarity product: big enough for the matrix kernel to run at
-/// full speed, small enough to keep the similarity block in cache-friendly memory (128 x N_train).
-const BLOCK: usize = 128;
+/// Test queries per block of the similarity product. The matrix kernel repacks the whole
+/// training matrix for every block, so blocks must be large: on RouterEval's largest shape,
+/// 128-query blocks cost 1.21x a single product and 512-query blocks 1.08x
+/// (`benches/route.rs`). A block of similarities takes `512 x N_train x 4` bytes (23 MB at
+/// N_train = 11,233).
+const BLOCK: usize = 512;
 
 /// The kNN router. See the crate docs.
 #[derive(Clone, Debug)]

@@ -231,52 +231,42 @@ fn progress_goes_to_stderr() {
 
 #[test]
 fn usage_errors_say_what_to_do() {
-    let out = run(&["--router", "knnn"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("unknown router `knnn`; known: knn, oracle, random, r_o:p=<p>"),
-        "{}",
-        out.stderr
-    );
-    let out = run(&["--router", "knn:kk=3"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("unknown parameter `kk`; accepted: k"),
-        "{}",
-        out.stderr
-    );
-    let out = run(&["--router", "r_o:p=2"]);
-    assert!(
-        out.stderr.contains("`p` must be in [0, 1]"),
-        "{}",
-        out.stderr
-    );
-    let out = run(&["--router", "knn", "--router", "knn"]);
-    assert!(out.stderr.contains("given twice"), "{}", out.stderr);
-    let out = run(&["--difficulty", "hard"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("no pool matches the selection"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("easy m=9 all_models"), "{}", out.stderr);
-    let out = run(&["--dataset", "/nonexistent/x_router_dataset.pkl"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("cannot open dataset `/nonexistent/x_router_dataset.pkl`"),
-        "{}",
-        out.stderr
-    );
-    let out = run(&["--difficulty", "medium"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("possible values: easy, hard, all"),
-        "{}",
-        out.stderr
-    );
+    // (arguments, what standard error must say); each exits with status 2.
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["--router", "knnn"],
+            &["unknown router `knnn`; known: knn, oracle, random, r_o:p=<p>"],
+        ),
+        (
+            &["--router", "knn:kk=3"],
+            &["unknown parameter `kk`; accepted: k"],
+        ),
+        (&["--router", "r_o:p=2"], &["`p` must be in [0, 1]"]),
+        (&["--router", "knn", "--router", "knn"], &["given twice"]),
+        (
+            &["--difficulty", "hard"],
+            &["no pool matches the selection", "easy m=9 all_models"],
+        ),
+        (
+            &["--dataset", "/nonexistent/x_router_dataset.pkl"],
+            &["cannot open dataset `/nonexistent/x_router_dataset.pkl`"],
+        ),
+        (
+            &["--difficulty", "medium"],
+            &["possible values: easy, hard, all"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let out = run(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        for n in needles {
+            assert!(
+                out.stderr.contains(n),
+                "{args:?}: `{n}` not in {}",
+                out.stderr
+            );
+        }
+    }
 }
 
 #[test]

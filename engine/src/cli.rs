@@ -9,10 +9,16 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
+use routereval_sdk::Params;
+
 use crate::config::RunConfig;
 use crate::data::{Difficulty, RouterDataset};
 use crate::routers::{Contender, Registry};
 use crate::run::{self, EvalResult, Selection};
+use crate::sandbox::SandboxPolicy;
+use crate::wasm::{self, WasmHost, WasmPlugin};
 use crate::{dataset, embedded, report};
 
 const EXAMPLES: &str = "\
@@ -21,6 +27,7 @@ Examples:
   routereval-engine --router knn:k=10 --router oracle
   routereval-engine --dataset data/router_dataset --difficulty easy --format json
   routereval-engine --config configs/default.toml
+  routereval-engine --router knn --plugin my_router.wasm:k=7 --fuel 1000000000000
   routereval-engine routers                      list routers, their parameters, and the bounds
 
 Exit status: 0 when every evaluation succeeded, 1 when some failed (the others are still
@@ -74,6 +81,11 @@ pub struct RunArgs {
     /// random and r_o:p=0.5
     #[arg(long = "router", short = 'r', value_name = "NAME[:KEY=VALUE,...]")]
     routers: Vec<String>,
+    /// A WebAssembly router plugin (a component built for wasm32-wasip2) with parameters, e.g.
+    /// `my_router.wasm` or `my_router.wasm:k=7` (repeatable; rows after the --router rows). It
+    /// runs in the sandbox; see the sandbox options
+    #[arg(long = "plugin", short = 'p', value_name = "FILE[:KEY=VALUE,...]")]
+    plugins: Vec<String>,
     /// Which pools: easy (m = 3, 5), hard (m = 10, 100, 1000) or all [default: all]
     #[arg(long, value_enum)]
     difficulty: Option<DifficultyArg>,
@@ -102,7 +114,39 @@ pub struct RunArgs {
     /// terminal)
     #[arg(long)]
     progress: bool,
+    /// Fuel budget per evaluation, about one unit per WebAssembly instruction; 0 for none
+    /// [default: 10000000000000]
+    #[arg(long, value_name = "N", help_heading = SANDBOX)]
+    fuel: Option<u64>,
+    /// Wall-clock deadline per evaluation, in seconds [default: 3600]
+    #[arg(long, value_name = "SECONDS", help_heading = SANDBOX)]
+    timeout: Option<f64>,
+    /// Linear memory cap per evaluation, in MiB (at most 4096) [default: 2048]
+    #[arg(long, value_name = "MIB", help_heading = SANDBOX)]
+    memory_limit: Option<u64>,
+    /// WebAssembly stack cap, in KiB [default: 1024]
+    #[arg(long, value_name = "KIB", help_heading = SANDBOX)]
+    stack_limit: Option<u64>,
+    /// Cap on a routing's size, in MiB [default: 256]
+    #[arg(long, value_name = "MIB", help_heading = SANDBOX)]
+    max_output: Option<u64>,
+    /// Cap on what an evaluation may log, in KiB [default: 64]
+    #[arg(long, value_name = "KIB", help_heading = SANDBOX)]
+    max_log: Option<u64>,
+    /// Canonicalise NaNs after float operations (bit-identical results on every host)
+    /// [default: true]
+    #[arg(long, value_name = "BOOL", help_heading = SANDBOX)]
+    nan_canonicalization: Option<bool>,
+    /// Where compiled plugins are cached [default: $ROUTEREVAL_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/routereval-engine, else ~/.cache/routereval-engine]
+    #[arg(long, value_name = "DIR", help_heading = SANDBOX)]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins afresh and cache nothing
+    #[arg(long, help_heading = SANDBOX, conflicts_with = "cache_dir")]
+    no_cache: bool,
 }
+
+const SANDBOX: &str = "Sandbox (WebAssembly plugins)";
 
 /// Where the CLI writes, and whether standard error is a terminal.
 #[allow(
@@ -207,10 +251,39 @@ fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
 struct Plan {
     seed: u64,
     datasets: Vec<PathBuf>,
-    contenders: Vec<Contender>,
+    contenders: Vec<Spec>,
+    policy: SandboxPolicy,
+    cache_dir: Option<PathBuf>,
     selection: Selection,
     format: Format,
     threads: Option<usize>,
+}
+
+/// A row of the results, before plugins are loaded.
+enum Spec {
+    Ready(Contender),
+    Plugin { path: PathBuf, params: Params },
+}
+
+/// Splits `FILE[:KEY=VALUE,...]`: the whole text when it names a file, else at the last `:`.
+fn parse_plugin(spec: &str, seed: u64) -> Result<Spec> {
+    let (path, rest) = if Path::new(spec).is_file() {
+        (spec, "")
+    } else {
+        match spec.rsplit_once(':') {
+            Some((p, rest)) if rest.contains('=') => (p, rest),
+            _ => (spec, ""),
+        }
+    };
+    if !Path::new(path).is_file() {
+        bail!("--plugin `{path}`: no such file");
+    }
+    let params =
+        Params::parse(rest, seed).map_err(|e| anyhow::anyhow!("--plugin `{spec}`: {e}"))?;
+    Ok(Spec::Plugin {
+        path: PathBuf::from(path),
+        params,
+    })
 }
 
 fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
@@ -220,35 +293,79 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
     };
     let seed = args.seed.or(cfg.seed).unwrap_or(0);
     let mut contenders = Vec::new();
-    if !args.routers.is_empty() {
+    if !args.routers.is_empty() || !args.plugins.is_empty() {
         for spec in &args.routers {
-            contenders.push(
+            contenders.push(Spec::Ready(
                 Contender::parse(spec, seed, registry)
                     .map_err(|e| anyhow::anyhow!("--router {e}"))?,
-            );
+            ));
+        }
+        for spec in &args.plugins {
+            contenders.push(parse_plugin(spec, seed)?);
         }
     } else if !cfg.routers.is_empty() {
         for entry in &cfg.routers {
             let params = entry.params(seed)?;
-            contenders.push(
-                Contender::build(&entry.name, params, registry)
-                    .map_err(|e| anyhow::anyhow!("config router `{}`: {e}", entry.name))?,
-            );
+            match (&entry.name, &entry.plugin) {
+                (Some(name), _) => contenders.push(Spec::Ready(
+                    Contender::build(name, params, registry)
+                        .map_err(|e| anyhow::anyhow!("config router `{name}`: {e}"))?,
+                )),
+                (None, Some(path)) => {
+                    if !path.is_file() {
+                        bail!("config plugin `{}`: no such file", path.display());
+                    }
+                    contenders.push(Spec::Plugin {
+                        path: path.clone(),
+                        params,
+                    });
+                }
+                (None, None) => bail!("config: a [[router]] has neither `name` nor `plugin`"),
+            }
         }
     } else {
         for r in registry.iter() {
-            contenders
-                .push(Contender::parse(&r.name, seed, registry).map_err(|e| anyhow::anyhow!(e))?);
+            contenders.push(Spec::Ready(
+                Contender::parse(&r.name, seed, registry).map_err(|e| anyhow::anyhow!(e))?,
+            ));
         }
         for b in ["oracle", "random", "r_o:p=0.5"] {
-            contenders.push(Contender::parse(b, seed, registry).map_err(|e| anyhow::anyhow!(e))?);
+            contenders.push(Spec::Ready(
+                Contender::parse(b, seed, registry).map_err(|e| anyhow::anyhow!(e))?,
+            ));
         }
     }
-    let mut labels: Vec<String> = contenders.iter().map(Contender::label).collect();
-    labels.sort();
-    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
-        bail!("router `{}` is given twice", w[0]);
+    let mut policy = cfg.sandbox.clone().unwrap_or_default();
+    if let Some(v) = args.fuel {
+        policy.fuel = v;
     }
+    if let Some(v) = args.timeout {
+        policy.timeout_secs = v;
+    }
+    if let Some(v) = args.memory_limit {
+        policy.memory_mib = v;
+    }
+    if let Some(v) = args.stack_limit {
+        policy.stack_kib = v;
+    }
+    if let Some(v) = args.max_output {
+        policy.max_output_mib = v;
+    }
+    if let Some(v) = args.max_log {
+        policy.max_log_kib = v;
+    }
+    if let Some(v) = args.nan_canonicalization {
+        policy.nan_canonicalization = v;
+    }
+    policy.check().map_err(|e| anyhow::anyhow!(e))?;
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir
+            .clone()
+            .or(cfg.cache_dir.clone())
+            .or_else(wasm::default_cache_dir)
+    };
     let difficulty = match args.difficulty {
         Some(DifficultyArg::Easy) => Some(Difficulty::Easy),
         Some(DifficultyArg::Hard) => Some(Difficulty::Hard),
@@ -277,6 +394,8 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
         seed,
         datasets,
         contenders,
+        policy,
+        cache_dir,
         selection: Selection {
             difficulty,
             candidates: args.candidates.clone().or(cfg.candidates),
@@ -331,11 +450,55 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot move `{}` to `{}`", tmp.display(), path.display()))
 }
 
+/// Loads the plugins (compiling them, or reading the compiled cache) and checks the row labels
+/// are distinct.
+fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender>> {
+    let specs = std::mem::take(&mut plan.contenders);
+    let mut host = None;
+    let mut contenders = Vec::with_capacity(specs.len());
+    for spec in specs {
+        match spec {
+            Spec::Ready(c) => contenders.push(c),
+            Spec::Plugin { path, params } => {
+                let host = match &host {
+                    Some(h) => h,
+                    None => {
+                        host.insert(WasmHost::new(plan.policy.clone(), plan.cache_dir.clone())?)
+                    }
+                };
+                let plugin = WasmPlugin::load(host, &path)?;
+                if let Some(e) = plugin.unusable() {
+                    let _ = writeln!(
+                        err,
+                        "warning: every evaluation of plugin `{}` will fail ({}): {}",
+                        path.display(),
+                        e.kind,
+                        e.message
+                    );
+                }
+                contenders.push(Contender::wasm(Arc::new(plugin), params));
+            }
+        }
+    }
+    let mut labels: Vec<String> = contenders.iter().map(Contender::label).collect();
+    labels.sort();
+    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "router `{}` is given twice (plugins are named by their router; give two builds \
+             different names with export_router!(Router, name = \"...\"))",
+            w[0]
+        );
+    }
+    Ok(contenders)
+}
+
 fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
     let started = Instant::now();
-    let plan = resolve(args, registry)?;
+    let mut plan = resolve(args, registry)?;
     let pool = {
-        let mut b = rayon::ThreadPoolBuilder::new();
+        // Plugins run on these threads, WebAssembly stack included.
+        let stack = usize::try_from(plan.policy.stack_kib * 1024)? + (8 << 20);
+        let mut b = rayon::ThreadPoolBuilder::new().stack_size(stack);
         if let Some(n) = plan.threads {
             if n == 0 {
                 bail!("--threads must be at least 1");
@@ -345,7 +508,8 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
         b.build().context("cannot start the worker threads")?
     };
     let datasets = pool.install(|| load_datasets(&plan.datasets))?;
-    let tasks = run::plan(&datasets, &plan.contenders, &plan.selection);
+    let contenders = pool.install(|| load_contenders(&mut plan, &mut *io.err))?;
+    let tasks = run::plan(&datasets, &contenders, &plan.selection);
     if tasks.is_empty() {
         bail!(
             "no pool matches the selection (difficulty, --candidates, --group); the datasets have: {}",
@@ -372,8 +536,7 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
         );
         let _ = g.1.write_all(line.as_bytes());
     };
-    let results =
-        pool.install(|| run::execute(registry, &datasets, &plan.contenders, &tasks, &on_done));
+    let results = pool.install(|| run::execute(registry, &datasets, &contenders, &tasks, &on_done));
     let text = match plan.format {
         Format::Table => report::to_table(&results),
         Format::Json => {

@@ -15,15 +15,26 @@
 //! [[router]]
 //! name = "r_o"
 //! params = { p = 0.5 }
+//!
+//! [[router]]                            # a WebAssembly plugin, run in the sandbox
+//! plugin = "plugins/my_router.wasm"     # relative to this file
+//! params = { k = 7 }
+//!
+//! [sandbox]                             # limits for plugins; defaults in SandboxPolicy
+//! fuel = 10_000_000_000_000
+//! timeout_secs = 3600
+//! memory_mib = 2048
 //! ```
 //!
-//! Command-line options override the file; `--router` replaces its router list.
+//! Command-line options override the file; `--router` and `--plugin` replace its router list.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use routereval_sdk::{ParamValue, Params};
 use serde::Deserialize;
+
+use crate::sandbox::SandboxPolicy;
 
 /// A run configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -44,17 +55,23 @@ pub struct RunConfig {
     pub format: Option<String>,
     /// Worker threads (default: one per core).
     pub threads: Option<usize>,
-    /// Routers and bounds, in row order.
+    /// Routers, plugins and bounds, in row order.
     #[serde(default, rename = "router")]
     pub routers: Vec<RouterEntry>,
+    /// Limits for WebAssembly plugins.
+    pub sandbox: Option<SandboxPolicy>,
+    /// Where compiled plugins are cached, relative to the config file.
+    pub cache_dir: Option<PathBuf>,
 }
 
-/// One `[[router]]` table.
+/// One `[[router]]` table: a router or bound by `name`, or a WebAssembly `plugin` file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouterEntry {
     /// Router or bound name.
-    pub name: String,
+    pub name: Option<String>,
+    /// A WebAssembly plugin file, relative to the config file.
+    pub plugin: Option<PathBuf>,
     /// Its parameters.
     #[serde(default)]
     pub params: toml::Table,
@@ -66,6 +83,7 @@ impl RouterEntry {
     /// # Errors
     /// A value that is not a bool, integer, float or string.
     pub fn params(&self, seed: u64) -> Result<Params> {
+        let who = self.label();
         let mut p = Params::new(seed);
         for (k, v) in &self.params {
             let v = match v {
@@ -74,16 +92,24 @@ impl RouterEntry {
                 toml::Value::Float(f) => ParamValue::Float(*f),
                 toml::Value::String(s) => ParamValue::Str(s.clone()),
                 other => bail!(
-                    "router `{}`: parameter `{k}` is a {}, expected a bool, number or string",
-                    self.name,
+                    "router `{who}`: parameter `{k}` is a {}, expected a bool, number or string",
                     other.type_str()
                 ),
             };
             p = p
                 .with(k, v)
-                .map_err(|e| anyhow::anyhow!("router `{}`: {e}", self.name))?;
+                .map_err(|e| anyhow::anyhow!("router `{who}`: {e}"))?;
         }
         Ok(p)
+    }
+
+    /// The name or plugin path, for messages.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.plugin) {
+            (Some(n), _) => n.clone(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => "?".into(),
+        }
     }
 }
 
@@ -106,10 +132,28 @@ impl RunConfig {
         let mut cfg = RunConfig::from_toml(&text)
             .with_context(|| format!("invalid config `{}`", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        for d in &mut cfg.datasets {
+        let rebase = |d: &mut PathBuf| {
             if d.is_relative() {
                 *d = base.join(&*d);
             }
+        };
+        cfg.datasets.iter_mut().for_each(rebase);
+        cfg.cache_dir.iter_mut().for_each(rebase);
+        for (i, r) in cfg.routers.iter_mut().enumerate() {
+            match (&r.name, &mut r.plugin) {
+                (Some(_), None) => {}
+                (None, Some(p)) => rebase(p),
+                _ => bail!(
+                    "invalid config `{}`: [[router]] number {} needs exactly one of `name` (a \
+                     router or bound) and `plugin` (a .wasm file)",
+                    path.display(),
+                    i + 1
+                ),
+            }
+        }
+        if let Some(s) = &cfg.sandbox {
+            s.check()
+                .map_err(|e| anyhow::anyhow!("invalid config `{}`: {e}", path.display()))?;
         }
         Ok(cfg)
     }

@@ -23,7 +23,8 @@
 //!
 //! Modules, in data-flow order: [`pickle`] and [`dataset`] read datasets (never executing
 //! anything), [`embedded`] holds the default data, [`data`] is the data model, [`run`] plans and
-//! executes evaluations in parallel, [`validate`] checks router output, [`metrics`] and [`bounds`]
+//! executes evaluations in parallel, [`wasm`] loads and runs WebAssembly plugins under the
+//! [`sandbox`] policy, [`validate`] checks router output, [`metrics`] and [`bounds`]
 //! are pure functions, [`report`] renders tables and JSON, [`cli`] and [`config`] are the user
 //! interface.
 
@@ -38,4 +39,6 @@ pub mod pickle;
 pub mod report;
 pub mod routers;
 pub mod run;
+pub mod sandbox;
 pub mod validate;
+pub mod wasm;

@@ -18,7 +18,7 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
             let m = r.metrics.as_ref();
             json!({
                 "router": r.router,
-                "kind": if r.is_bound { "bound" } else { "router" },
+                "kind": r.kind,
                 "benchmark": r.benchmark,
                 "difficulty": r.difficulty,
                 "m": r.m,
@@ -30,6 +30,8 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
                 "status": if r.is_ok() { "ok" } else { "failed" },
                 "error": r.error,
                 "seconds": r.seconds,
+                "fuel": r.fuel,
+                "log": r.log,
             })
         })
         .collect();

@@ -1,9 +1,12 @@
 //! The routers the engine can run by name: the built-in baselines, plus any a program embedding
 //! the engine registers.
 
+use std::sync::Arc;
+
 use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
 
 use crate::bounds::Bound;
+use crate::wasm::WasmPlugin;
 
 /// An object-safe router, as the engine drives it.
 pub trait DynRouter: Send {
@@ -130,6 +133,15 @@ pub enum Contender {
         /// How it is shown: `knn` or `knn:k=7`.
         label: String,
     },
+    /// A WebAssembly plugin, run in the sandbox.
+    Wasm {
+        /// The loaded plugin.
+        plugin: Arc<WasmPlugin>,
+        /// Its parameters (seed included).
+        params: Params,
+        /// How it is shown: `knn@wasm` or `knn@wasm:k=7`.
+        label: String,
+    },
     /// A reference bound.
     Bound(Bound),
 }
@@ -138,7 +150,7 @@ impl Contender {
     /// The row label.
     pub fn label(&self) -> String {
         match self {
-            Contender::Router { label, .. } => label.clone(),
+            Contender::Router { label, .. } | Contender::Wasm { label, .. } => label.clone(),
             Contender::Bound(b) => b.label(),
         }
     }
@@ -146,6 +158,29 @@ impl Contender {
     /// Whether it is a reference bound.
     pub fn is_bound(&self) -> bool {
         matches!(self, Contender::Bound(_))
+    }
+
+    /// How it is loaded: `builtin`, `wasm` or `bound` (the `kind` of its results).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Contender::Router { .. } => "builtin",
+            Contender::Wasm { .. } => "wasm",
+            Contender::Bound(_) => "bound",
+        }
+    }
+
+    /// A loaded WebAssembly plugin with its parameters.
+    pub fn wasm(plugin: Arc<WasmPlugin>, params: Params) -> Contender {
+        let label = if params.is_empty() {
+            format!("{}@wasm", plugin.name())
+        } else {
+            format!("{}@wasm:{params}", plugin.name())
+        };
+        Contender::Wasm {
+            plugin,
+            params,
+            label,
+        }
     }
 
     /// Parses `NAME[:key=value,...]`: a registered router or a bound (`oracle`, `random`,

@@ -11,6 +11,7 @@ use crate::data::{Difficulty, Pool, RouterDataset, SplitData};
 use crate::metrics::{self, Metrics};
 use crate::routers::{Contender, Registry};
 use crate::validate::validate;
+use crate::wasm::{Outcome, WasmPlugin};
 
 /// Which pools to evaluate; `None` means all.
 #[derive(Clone, Debug, Default)]
@@ -69,7 +70,9 @@ pub fn plan(datasets: &[RouterDataset], contenders: &[Contender], sel: &Selectio
 /// Why an evaluation failed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct EvalError {
-    /// Stable snake_case kind: `router_error`, `panic`, `invalid_output`.
+    /// Stable snake_case kind: `router_error`, `panic`, `invalid_output`; for WebAssembly
+    /// plugins also `out_of_fuel`, `timeout`, `out_of_memory`, `stack_overflow`, `trap`,
+    /// `abi_mismatch`, `missing_export` (see [`crate::wasm`]).
     pub kind: String,
     /// What happened, naming the router and the pool.
     pub message: String,
@@ -82,6 +85,8 @@ pub struct EvalResult {
     pub router: String,
     /// Whether the contender is a reference bound.
     pub is_bound: bool,
+    /// How the contender was loaded: `builtin`, `wasm` or `bound`.
+    pub kind: &'static str,
     /// Benchmark name.
     pub benchmark: String,
     /// Pool difficulty.
@@ -96,6 +101,10 @@ pub struct EvalResult {
     pub error: Option<EvalError>,
     /// Wall time of the evaluation (fit, route, validation and metrics).
     pub seconds: f64,
+    /// Fuel a WebAssembly plugin consumed: its deterministic compute cost.
+    pub fuel: Option<u64>,
+    /// What a WebAssembly plugin logged (capped by the sandbox policy), when anything.
+    pub log: Option<String>,
 }
 
 impl EvalResult {
@@ -122,6 +131,20 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
+/// The views a router sees of one pool: train and val splits, and the test queries.
+fn views<'a>(
+    ds: &'a RouterDataset,
+    pool: &'a Pool,
+) -> Result<(Split<'a>, Split<'a>, Queries<'a>), RouterError> {
+    let train = Split::new(
+        queries(&ds.train)?,
+        ds.training_scores(pool).as_slice(),
+        &pool.models,
+    )?;
+    let val = Split::new(queries(&ds.val)?, pool.val_scores.as_slice(), &pool.models)?;
+    Ok((train, val, queries(&ds.test)?))
+}
+
 /// Fits the router on the pool's train / val splits and routes its test queries.
 fn fit_and_route(
     registry: &Registry,
@@ -134,14 +157,49 @@ fn fit_and_route(
         .get(name)
         .ok_or_else(|| RouterError::Other(format!("no router named `{name}`")))?;
     let mut router = (info.factory)(params)?;
-    let train = Split::new(
-        queries(&ds.train)?,
-        ds.training_scores(pool).as_slice(),
-        &pool.models,
-    )?;
-    let val = Split::new(queries(&ds.val)?, pool.val_scores.as_slice(), &pool.models)?;
+    let (train, val, test) = views(ds, pool)?;
     router.fit(&train, &val)?;
-    router.route(&queries(&ds.test)?)
+    router.route(&test)
+}
+
+/// Runs a WebAssembly plugin on the pool; the failure kinds are the sandbox's.
+fn run_wasm(
+    plugin: &WasmPlugin,
+    params: &routereval_sdk::Params,
+    ds: &RouterDataset,
+    pool: &Pool,
+) -> Outcome {
+    match views(ds, pool) {
+        Ok((train, val, test)) => plugin.evaluate(params, &train, &val, &test),
+        Err(e) => Outcome {
+            routing: Err(EvalError {
+                kind: "router_error".into(),
+                message: e.to_string(),
+            }),
+            fuel: None,
+            log: String::new(),
+        },
+    }
+}
+
+fn check_and_score(
+    routing: Routing,
+    ds: &RouterDataset,
+    pool: &Pool,
+    where_: &str,
+) -> Result<Metrics, EvalError> {
+    match validate(&routing, ds.test.len(), pool.m()) {
+        Err(why) => Err(EvalError {
+            kind: "invalid_output".into(),
+            message: format!("{where_}: invalid output: {why}"),
+        }),
+        Ok(()) => Ok(metrics::evaluate(
+            &pool.test_scores,
+            ds.acc_ref,
+            routing.belief(),
+            routing.choices(),
+        )),
+    }
 }
 
 /// Runs one task.
@@ -163,8 +221,31 @@ pub fn execute_one(
         pool.m(),
         pool.group
     );
+    let (mut fuel, mut log) = (None, None);
     let outcome: Result<Metrics, EvalError> = match contender {
         Contender::Bound(b) => Ok(b.evaluate(&pool.test_scores, ds.acc_ref)),
+        Contender::Wasm { plugin, params, .. } => {
+            match catch_unwind(AssertUnwindSafe(|| run_wasm(plugin, params, ds, pool))) {
+                Err(payload) => Err(EvalError {
+                    kind: "panic".into(),
+                    message: format!(
+                        "{where_}: the engine panicked running the plugin: {}",
+                        panic_message(&*payload)
+                    ),
+                }),
+                Ok(out) => {
+                    fuel = out.fuel;
+                    log = Some(out.log).filter(|l| !l.is_empty());
+                    match out.routing {
+                        Err(e) => Err(EvalError {
+                            kind: e.kind,
+                            message: format!("{where_}: {}", e.message),
+                        }),
+                        Ok(routing) => check_and_score(routing, ds, pool, &where_),
+                    }
+                }
+            }
+        }
         Contender::Router { name, params, .. } => {
             let routed = catch_unwind(AssertUnwindSafe(|| {
                 fit_and_route(registry, name, params, ds, pool)
@@ -178,18 +259,7 @@ pub fn execute_one(
                     kind: "router_error".into(),
                     message: format!("{where_}: {e}"),
                 }),
-                Ok(Ok(routing)) => match validate(&routing, ds.test.len(), pool.m()) {
-                    Err(why) => Err(EvalError {
-                        kind: "invalid_output".into(),
-                        message: format!("{where_}: invalid output: {why}"),
-                    }),
-                    Ok(()) => Ok(metrics::evaluate(
-                        &pool.test_scores,
-                        ds.acc_ref,
-                        routing.belief(),
-                        routing.choices(),
-                    )),
-                },
+                Ok(Ok(routing)) => check_and_score(routing, ds, pool, &where_),
             }
         }
     };
@@ -200,6 +270,7 @@ pub fn execute_one(
     EvalResult {
         router: label,
         is_bound: contender.is_bound(),
+        kind: contender.kind(),
         benchmark: ds.benchmark.clone(),
         difficulty: pool.difficulty,
         m: pool.m(),
@@ -207,6 +278,8 @@ pub fn execute_one(
         metrics,
         error,
         seconds: start.elapsed().as_secs_f64(),
+        fuel,
+        log,
     }
 }
 

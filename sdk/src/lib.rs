@@ -65,14 +65,34 @@
 //! - Helpers: [`softmax_in_place`], [`normalise_in_place`], [`argmax`], [`dot`],
 //!   [`cosine_similarity`], [`top_k`], [`matmul_abt`], [`Rng`].
 //!
+//! ## Plugins
+//!
+//! `routereval_sdk::export_router!(MyRouter);` at the root of a router crate makes it a plugin.
+//! Built for `wasm32-wasip2` with SIMD, the crate's `cdylib` is a WebAssembly component the
+//! engine loads in its sandbox (`routereval-engine --plugin my_router.wasm`):
+//!
+//! ```text
+//! rustup target add wasm32-wasip2
+//! RUSTFLAGS="-C target-feature=+simd128" cargo build --release --target wasm32-wasip2
+//! ```
+//!
+//! Without `+simd128` the same code runs about 5x slower. The component's contract is the WIT
+//! world in `wit/router.wit`; [`abi`] describes it and the rules by which it may change.
+//!
 //! ## Crate features
 //!
-//! None yet. The crate is `std`-only and builds for the host and for WebAssembly.
+//! None. The crate is `std`-only and builds for the host and for WebAssembly.
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(target_family = "wasm")]
+#[doc(hidden)]
+#[path = "wasm_guest.rs"]
+pub mod __wasm;
+pub mod abi;
 mod data;
 mod error;
+mod log;
 mod math;
 mod params;
 mod rng;
@@ -80,6 +100,7 @@ mod routing;
 
 pub use data::{Queries, Split, Texts};
 pub use error::RouterError;
+pub use log::{Level, log};
 pub use math::{
     argmax, cosine_similarity, dot, l2_norm, l2_normalise_rows, matmul_abt, normalise_in_place,
     softmax_f64, softmax_in_place, top_k,

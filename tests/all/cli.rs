@@ -80,6 +80,8 @@ fn json_has_every_field_and_the_embedded_pools() {
             "status",
             "error",
             "seconds",
+            "fuel",
+            "log",
         ] {
             assert!(r.get(f).is_some(), "field {f} missing in {r}");
         }
@@ -93,7 +95,8 @@ fn json_has_every_field_and_the_embedded_pools() {
     for r in rs.iter().filter(|r| r["router"] == "oracle") {
         assert!(r["mu"].as_f64() <= all["mu"].as_f64());
     }
-    assert_eq!(find(rs, "knn", 3, "all_weak")["kind"], "router");
+    assert_eq!(find(rs, "knn", 3, "all_weak")["kind"], "builtin");
+    assert!(find(rs, "knn", 3, "all_weak")["fuel"].is_null());
     assert_eq!(find(rs, "random", 3, "all_weak")["kind"], "bound");
 }
 

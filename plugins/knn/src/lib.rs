@@ -236,3 +236,5 @@ mod tests {
         );
     }
 }
+
+routereval_sdk::export_router!(Knn, name = "knn");

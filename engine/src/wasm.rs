@@ -1,0 +1,972 @@
+//! WebAssembly component plugins: untrusted routers, run in a sandbox.
+//!
+//! A plugin is a component of the WIT world `routereval:router/plugin@1.0.0`
+//! (`sdk/wit/router.wit`; a Rust router gets it from `routereval_sdk::export_router!`). The
+//! engine compiles it once (or loads the compiled artifact from its cache), then makes a fresh
+//! instance, in a fresh [`Store`], for every evaluation, with the limits of the run's
+//! [`SandboxPolicy`]: fuel, an epoch deadline, a memory cap, a stack cap, NaN canonicalisation,
+//! deterministic relaxed SIMD, output and log caps. WASI imports (a `wasm32-wasip2` build of
+//! Rust's standard library brings some) are satisfied with everything denied or made
+//! deterministic: no preopened directories, no sockets, no name lookup, no environment or
+//! arguments, frozen clocks, seeded random bytes, standard streams into the capped log.
+//!
+//! Every way a plugin can fail becomes one [`EvalError`] kind of that evaluation alone:
+//! `out_of_fuel`, `timeout`, `out_of_memory`, `stack_overflow`, `trap` (with the panic message
+//! when the SDK's panic hook sent one), `abi_mismatch`, `missing_export`, `invalid_output`,
+//! `router_error`. A file that is not a component, or does not compile, is an error of the
+//! whole run, reported before any evaluation starts.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use routereval_sdk::{ParamValue, Params, Queries, Routing, Split};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, OptLevel, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::run::EvalError;
+use crate::sandbox::SandboxPolicy;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit",
+        world: "plugin",
+    });
+}
+
+use bindings::routereval::router::host::{self, Level};
+use bindings::routereval::router::types as wit;
+
+/// The plugin ABI this engine implements.
+pub const ABI: &str = "routereval:router@1.0.0";
+const ROUTER_EXPORT: &str = "routereval:router/router@1.0.0";
+const ROUTER_EXPORT_PREFIX: &str = "routereval:router/router@";
+
+/// How often the epoch advances; the wall-clock deadline is checked at this granularity.
+const TICK: Duration = Duration::from_millis(50);
+
+/// The compiled-artifact format of the cache; bump to invalidate every entry.
+const CACHE_TAG: &str = "routereval-wasm-cache-1";
+
+/// One wasmtime engine and linker for a run, with the sandbox policy and the epoch ticker.
+pub struct WasmHost {
+    engine: Engine,
+    linker: Linker<State>,
+    policy: SandboxPolicy,
+    cache_dir: Option<PathBuf>,
+    compat: String,
+    _ticker: Ticker,
+}
+
+impl fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmHost")
+            .field("policy", &self.policy)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Advances the engine's epoch every [`TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Result<Ticker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("routereval-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .context("cannot start the sandbox's deadline thread")?;
+        Ok(Ticker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// A [`Hasher`] over SHA-256, so wasmtime's compatibility hash gives the same cache key in every
+/// process (std's `DefaultHasher` promises no such thing).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where compiled plugins are cached when the command line does not say: `$ROUTEREVAL_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/routereval-engine`, else `~/.cache/routereval-engine`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("ROUTEREVAL_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("routereval-engine"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache").join("routereval-engine"))
+}
+
+impl WasmHost {
+    /// An engine configured by `policy`. Compiled plugins are cached in `cache_dir` when given.
+    ///
+    /// # Errors
+    /// An invalid policy, or wasmtime refusing the configuration.
+    pub fn new(policy: SandboxPolicy, cache_dir: Option<PathBuf>) -> Result<Arc<WasmHost>> {
+        policy.check().map_err(|e| anyhow!(e))?;
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(usize::try_from(policy.stack_kib * 1024)?)
+            .cranelift_nan_canonicalization(policy.nan_canonicalization)
+            .wasm_simd(true)
+            .wasm_relaxed_simd(true)
+            .relaxed_simd_deterministic(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(20));
+        let engine = Engine::new(&cfg).map_err(|e| anyhow!("cannot configure wasmtime: {e}"))?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow!("cannot link WASI: {e}"))?;
+        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("cannot link the host interface: {e}"))?;
+        let mut h = Sha256Hasher(Sha256::new());
+        CACHE_TAG.hash(&mut h);
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let compat = hex(&h.0.finalize()[..8]);
+        let ticker = Ticker::start(engine.clone())?;
+        Ok(Arc::new(WasmHost {
+            engine,
+            linker,
+            policy,
+            cache_dir,
+            compat,
+            _ticker: ticker,
+        }))
+    }
+
+    /// The sandbox policy.
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    fn cache_path(&self, sha: &str) -> Option<PathBuf> {
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}-{}.cwasm", &sha[..32], self.compat)))
+    }
+
+    /// Compiles `bytes`, or loads the compiled artifact from the cache.
+    fn compile(&self, path: &Path, bytes: &[u8], sha: &str) -> Result<(Component, bool)> {
+        let cached = self.cache_path(sha);
+        if let Some(file) = &cached
+            && file.is_file()
+        {
+            // SAFETY: the artifact was written by this engine (same compatibility hash, in the
+            // file name) into the user's cache directory; wasmtime checks its header and
+            // configuration again. A cache directory others can write to is not supported.
+            match unsafe { Component::deserialize_file(&self.engine, file) } {
+                Ok(c) => return Ok((c, true)),
+                Err(_) => {
+                    // Stale or damaged: compile again and overwrite it below.
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            anyhow!(
+                "plugin `{}` is not a valid WebAssembly component: {e:#}",
+                path.display()
+            )
+        })?;
+        if let Some(file) = &cached {
+            // A cache that cannot be written costs speed, never correctness.
+            let _ = write_cache(file, &component);
+        }
+        Ok((component, false))
+    }
+}
+
+fn write_cache(file: &Path, component: &Component) -> Result<()> {
+    let dir = file.parent().context("cache path has no directory")?;
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize().map_err(|e| anyhow!("{e}"))?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
+
+/// A loaded plugin: compiled, linked and ready to instantiate, or known to be unusable (with
+/// the typed failure every evaluation of it reports).
+pub struct WasmPlugin {
+    host: Arc<WasmHost>,
+    path: PathBuf,
+    sha256: String,
+    name: String,
+    sdk_version: Option<String>,
+    from_cache: bool,
+    ready: std::result::Result<bindings::PluginPre<State>, EvalError>,
+}
+
+impl fmt::Debug for WasmPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmPlugin")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("name", &self.name)
+            .field("sdk_version", &self.sdk_version)
+            .field("usable", &self.ready.is_ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the file is a WebAssembly component before wasmtime sees it, to say what it is
+/// instead.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
+    let p = path.display();
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        bail!(
+            "plugin `{p}` is not a WebAssembly file (it does not start with `\\0asm`); give a \
+             component built with `cargo build --release --target wasm32-wasip2`"
+        );
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => bail!(
+            "plugin `{p}` is a core WebAssembly module, not a component: build the router crate \
+             for `wasm32-wasip2` (its linker makes a component), or wrap the module with \
+             `wasm-tools component new`"
+        ),
+        ref v => bail!(
+            "plugin `{p}` has an unknown WebAssembly version/layer {v:02x?}; this engine reads \
+             components (0d 00 01 00)"
+        ),
+    }
+}
+
+fn unusable(kind: &str, message: String) -> EvalError {
+    EvalError {
+        kind: kind.into(),
+        message,
+    }
+}
+
+impl WasmPlugin {
+    /// Reads, checks, compiles (or loads from the cache) and links the plugin at `path`, and
+    /// asks it for its name.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not a WebAssembly component, or does not compile. An ABI
+    /// mismatch or a missing export is not an error here: the plugin loads as unusable and
+    /// each of its evaluations reports the failure.
+    pub fn load(host: &Arc<WasmHost>, path: &Path) -> Result<WasmPlugin> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read plugin `{}`", path.display()))?;
+        check_header(path, &bytes)?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let (component, from_cache) = host.compile(path, &bytes, &sha256)?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        let mut plugin = WasmPlugin {
+            host: host.clone(),
+            path: path.to_path_buf(),
+            sha256,
+            name: stem,
+            sdk_version: None,
+            from_cache,
+            ready: Err(unusable("abi_mismatch", String::new())),
+        };
+        plugin.ready = plugin.link(&component);
+        if plugin.ready.is_ok()
+            && let Err(e) = plugin.ask_info()
+        {
+            plugin.ready = Err(e);
+        }
+        Ok(plugin)
+    }
+
+    /// Checks the component's exports and imports against the ABI and pre-links it.
+    fn link(
+        &self,
+        component: &Component,
+    ) -> std::result::Result<bindings::PluginPre<State>, EvalError> {
+        let engine = &self.host.engine;
+        let p = self.path.display();
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        if !exports.iter().any(|n| n == ROUTER_EXPORT) {
+            if let Some(other) = exports.iter().find(|n| n.starts_with(ROUTER_EXPORT_PREFIX)) {
+                let theirs = other.trim_start_matches(ROUTER_EXPORT_PREFIX);
+                return Err(unusable(
+                    "abi_mismatch",
+                    format!(
+                        "plugin `{p}` implements routereval:router@{theirs}, this engine implements \
+                         {ABI}; rebuild the plugin against routereval-sdk {} (or an engine that \
+                         implements its version)",
+                        routereval_sdk::SDK_VERSION
+                    ),
+                ));
+            }
+            let list = if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            };
+            return Err(unusable(
+                "missing_export",
+                format!(
+                    "plugin `{p}` does not export `{ROUTER_EXPORT}` (it exports {list}); a Rust \
+                     router gets it from `routereval_sdk::export_router!(MyRouter)`"
+                ),
+            ));
+        }
+        for (name, _) in ty.imports(engine) {
+            if let Some(v) = name.strip_prefix("routereval:router/host@")
+                && v != "1.0.0"
+            {
+                return Err(unusable(
+                    "abi_mismatch",
+                    format!(
+                        "plugin `{p}` imports routereval:router/host@{v}, this engine implements \
+                         {ABI}"
+                    ),
+                ));
+            }
+        }
+        let pre = self.host.linker.instantiate_pre(component).map_err(|e| {
+            unusable(
+                "abi_mismatch",
+                format!(
+                    "plugin `{p}` needs an import this engine does not provide ({ABI} and WASI \
+                     0.2): {e:#}"
+                ),
+            )
+        })?;
+        bindings::PluginPre::new(pre).map_err(|e| {
+            let text = format!("{e:#}");
+            let kind = if text.contains("type mismatch") || text.contains("expected") {
+                "abi_mismatch"
+            } else {
+                "missing_export"
+            };
+            unusable(
+                kind,
+                format!("plugin `{p}` does not match {ROUTER_EXPORT}: {text}"),
+            )
+        })
+    }
+
+    /// Calls `info` once, in a store with a small budget, for the plugin's name.
+    fn ask_info(&mut self) -> std::result::Result<(), EvalError> {
+        let Ok(pre) = &self.ready else {
+            return Ok(());
+        };
+        let mut run = Instance::start(&self.host, 0, pre).map_err(|e| e.error)?;
+        let info = run
+            .call("info", |p, s| p.routereval_router_router().call_info(s))
+            .map_err(|e| e.error)?;
+        let name = info.name.trim();
+        if !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            self.name = name.to_string();
+        }
+        self.sdk_version = Some(info.sdk_version.chars().take(64).collect());
+        Ok(())
+    }
+
+    /// The router's name (from `info`, else the file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SHA-256 of the plugin file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The SDK version the plugin reports.
+    pub fn sdk_version(&self) -> Option<&str> {
+        self.sdk_version.as_deref()
+    }
+
+    /// Whether the compiled code came from the cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// Why every evaluation of this plugin fails, when it cannot be used.
+    pub fn unusable(&self) -> Option<&EvalError> {
+        self.ready.as_ref().err()
+    }
+
+    /// Runs one evaluation in a fresh instance: `create(params)`, `fit(train, val)`,
+    /// `route(test)`.
+    pub fn evaluate(
+        &self,
+        params: &Params,
+        train: &Split<'_>,
+        val: &Split<'_>,
+        test: &Queries<'_>,
+    ) -> Outcome {
+        let pre = match &self.ready {
+            Ok(pre) => pre,
+            Err(e) => {
+                return Outcome {
+                    routing: Err(e.clone()),
+                    fuel: None,
+                    log: String::new(),
+                };
+            }
+        };
+        let mut run = match Instance::start(&self.host, params.seed(), pre) {
+            Ok(r) => r,
+            Err(e) => return e.into_outcome(),
+        };
+        let wit_params: Vec<wit::Param> = params
+            .iter()
+            .map(|(k, v)| wit::Param {
+                key: k.to_string(),
+                value: match v {
+                    ParamValue::Bool(b) => wit::ParamValue::Boolean(*b),
+                    ParamValue::Int(i) => wit::ParamValue::Integer(*i),
+                    ParamValue::Float(x) => wit::ParamValue::Float(*x),
+                    ParamValue::Str(s) => wit::ParamValue::Text(s.clone()),
+                },
+            })
+            .collect();
+        let seed = params.seed();
+        let steps = (|| -> std::result::Result<Routing, Failure> {
+            run.call_router("create", |p, s| {
+                p.routereval_router_router()
+                    .call_create(s, seed, &wit_params)
+            })?;
+            let (train, val) = (split_to_wit(train), split_to_wit(val));
+            run.call_router("fit", |p, s| {
+                p.routereval_router_router().call_fit(s, &train, &val)
+            })?;
+            drop((train, val));
+            let queries = wit::Queries {
+                embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
+                prompts: test.prompts().iter().map(str::to_string).collect(),
+            };
+            let routing = run.call_router("route", |p, s| {
+                p.routereval_router_router().call_route(s, &queries)
+            })?;
+            routing_from_wit(routing, self.host.policy.max_output_bytes())
+        })();
+        let fuel = run.fuel_used();
+        let log = run.take_log();
+        Outcome {
+            routing: steps.map_err(|f| f.error),
+            fuel: Some(fuel),
+            log,
+        }
+    }
+}
+
+/// What one evaluation of a plugin produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The routing, or the typed failure.
+    pub routing: std::result::Result<Routing, EvalError>,
+    /// Fuel consumed (`create` + `fit` + `route`), when the plugin ran.
+    pub fuel: Option<u64>,
+    /// What the plugin logged (capped).
+    pub log: String,
+}
+
+fn matrix_to_wit(rows: usize, cols: usize, data: &[f32]) -> wit::Matrix {
+    wit::Matrix {
+        rows: rows as u32,
+        cols: cols as u32,
+        data: data.to_vec(),
+    }
+}
+
+fn split_to_wit(s: &Split<'_>) -> wit::Split {
+    wit::Split {
+        embeddings: matrix_to_wit(s.len(), s.dim(), s.embeddings()),
+        scores: matrix_to_wit(s.len(), s.num_candidates(), s.scores()),
+        prompts: s.prompts().iter().map(str::to_string).collect(),
+        candidates: s.candidates().iter().map(str::to_string).collect(),
+    }
+}
+
+fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing, Failure> {
+    let invalid = |why: String| Failure {
+        error: unusable("invalid_output", format!("invalid output: {why}")),
+    };
+    let size = (r.belief.data.len() + r.choices.as_ref().map_or(0, Vec::len)) * 4;
+    if size > cap {
+        return Err(invalid(format!(
+            "the routing is {} MiB, over the sandbox's output cap of {} MiB",
+            size >> 20,
+            cap >> 20
+        )));
+    }
+    let (rows, cols) = (r.belief.rows as usize, r.belief.cols as usize);
+    let routing = Routing::from_belief(rows, cols, r.belief.data)
+        .map_err(|e| invalid(format!("belief matrix: {}", e.message())))?;
+    match r.choices {
+        Some(c) => routing
+            .with_choices(c)
+            .map_err(|e| invalid(format!("choices: {}", e.message()))),
+        None => Ok(routing),
+    }
+}
+
+/// A typed failure of one evaluation.
+struct Failure {
+    error: EvalError,
+}
+
+impl Failure {
+    fn into_outcome(self) -> Outcome {
+        Outcome {
+            routing: Err(self.error),
+            fuel: None,
+            log: String::new(),
+        }
+    }
+}
+
+/// One instance in its own store, for one evaluation.
+struct Instance<'h> {
+    host: &'h WasmHost,
+    store: Store<State>,
+    plugin: bindings::Plugin,
+    fuel: u64,
+}
+
+impl<'h> Instance<'h> {
+    fn start(
+        host: &'h WasmHost,
+        seed: u64,
+        pre: &bindings::PluginPre<State>,
+    ) -> std::result::Result<Self, Failure> {
+        let policy = &host.policy;
+        let mut store = Store::new(&host.engine, State::new(policy, seed));
+        store.limiter(|s| &mut s.limiter);
+        let fuel = if policy.fuel == 0 {
+            u64::MAX
+        } else {
+            policy.fuel
+        };
+        store
+            .set_fuel(fuel)
+            .expect("the engine is configured to consume fuel");
+        let ticks = (policy.timeout_secs / TICK.as_secs_f64()).ceil() as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        match pre.instantiate(&mut store) {
+            Ok(plugin) => Ok(Instance {
+                host,
+                store,
+                plugin,
+                fuel,
+            }),
+            Err(e) => Err(classify(host, store.data(), "instantiate", &e)),
+        }
+    }
+
+    /// Calls into the plugin; a trap, a limit or a host failure becomes a typed failure.
+    fn call<T>(
+        &mut self,
+        stage: &str,
+        f: impl FnOnce(&bindings::Plugin, &mut Store<State>) -> wasmtime::Result<T>,
+    ) -> std::result::Result<T, Failure> {
+        f(&self.plugin, &mut self.store)
+            .map_err(|e| classify(self.host, self.store.data(), stage, &e))
+    }
+
+    /// [`Instance::call`] for the router's fallible functions: an error the router returns is a
+    /// `router_error`.
+    fn call_router<T>(
+        &mut self,
+        stage: &str,
+        f: impl FnOnce(
+            &bindings::Plugin,
+            &mut Store<State>,
+        ) -> wasmtime::Result<std::result::Result<T, wit::RouterError>>,
+    ) -> std::result::Result<T, Failure> {
+        self.call(stage, f)?.map_err(|e| {
+            let kind = match e.kind {
+                wit::ErrorKind::InvalidParams => "invalid parameters",
+                wit::ErrorKind::InvalidInput => "invalid input",
+                wit::ErrorKind::Fit => "fit failed",
+                wit::ErrorKind::Route => "route failed",
+                wit::ErrorKind::Panic => "router panicked",
+                wit::ErrorKind::Other => "router error",
+            };
+            Failure {
+                error: unusable(
+                    "router_error",
+                    format!(
+                        "`{stage}` returned an error: {kind}: {}",
+                        clip(&e.message, 4096)
+                    ),
+                ),
+            }
+        })
+    }
+
+    fn fuel_used(&self) -> u64 {
+        self.fuel - self.store.get_fuel().unwrap_or(0)
+    }
+
+    fn take_log(&mut self) -> String {
+        let buf = self
+            .store
+            .data()
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut text = buf.text.clone();
+        if buf.dropped > 0 {
+            text.push_str(&format!(
+                "... {} more bytes dropped (sandbox log cap {} KiB)\n",
+                buf.dropped,
+                buf.cap >> 10
+            ));
+        }
+        text
+    }
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Turns a wasmtime error from `stage` into the evaluation's typed failure.
+fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) -> Failure {
+    let policy = &host.policy;
+    let (kind, message) = if let Some(asked) = state.limiter.refused {
+        (
+            "out_of_memory",
+            format!(
+                "`{stage}` asked for {} MiB of linear memory, over the sandbox's cap of {} MiB \
+                 (raise it with --memory-limit)",
+                asked.div_ceil(1 << 20),
+                policy.memory_mib
+            ),
+        )
+    } else {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => (
+                "out_of_fuel",
+                format!(
+                    "`{stage}` used up the fuel budget of {} (raise it with --fuel)",
+                    policy.fuel
+                ),
+            ),
+            Some(Trap::Interrupt) => (
+                "timeout",
+                format!(
+                    "`{stage}` was stopped at the {} s deadline (raise it with --timeout)",
+                    policy.timeout_secs
+                ),
+            ),
+            Some(Trap::StackOverflow) => (
+                "stack_overflow",
+                format!(
+                    "`{stage}` overflowed the sandbox's {} KiB stack (raise it with --stack-limit)",
+                    policy.stack_kib
+                ),
+            ),
+            _ => match (&state.panic, e.downcast_ref::<wasmtime_wasi::I32Exit>()) {
+                (Some(p), _) => ("trap", format!("`{stage}` panicked: {}", clip(p, 4096))),
+                (None, Some(code)) => (
+                    "trap",
+                    format!(
+                        "`{stage}` called exit({}): a router must return, not exit",
+                        code.0
+                    ),
+                ),
+                (None, None) => (
+                    "trap",
+                    format!("`{stage}` trapped: {}", clip(&format!("{e:#}"), 4096)),
+                ),
+            },
+        }
+    };
+    Failure {
+        error: unusable(kind, message),
+    }
+}
+
+/// The store's data: WASI state, limits, the log and the panic message.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    log: Arc<Mutex<LogBuf>>,
+    panic: Option<String>,
+}
+
+impl State {
+    fn new(policy: &SandboxPolicy, seed: u64) -> State {
+        let log = Arc::new(Mutex::new(LogBuf {
+            text: String::new(),
+            cap: policy.max_log_bytes(),
+            dropped: 0,
+        }));
+        // Random bytes, for the guest's hash-map seeds and the like: a fixed function of the
+        // run's seed, so a rerun sees the same bytes.
+        let mut rng = routereval_sdk::Rng::new(seed ^ 0x5eed_0f_5a4d_b0c5);
+        let bytes: Vec<u8> = (0..4096)
+            .flat_map(|_| rng.next_u64().to_le_bytes())
+            .collect();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(CappedLog(log.clone()))
+            .stderr(CappedLog(log.clone()))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(wasmtime_wasi::Deterministic::new(bytes.clone()))
+            .insecure_random(wasmtime_wasi::Deterministic::new(bytes))
+            .insecure_random_seed(u128::from(seed))
+            .build();
+        State {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                cap: policy.memory_bytes(),
+                refused: None,
+            },
+            log,
+            panic: None,
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for State {}
+
+impl host::Host for State {
+    fn log(&mut self, level: Level, message: String) {
+        let level = match level {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        };
+        let mut buf = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        buf.push(&format!("[{level}] {message}\n"));
+    }
+
+    fn panicking(&mut self, message: String) {
+        self.panic = Some(clip(&message, 4096).to_string());
+    }
+}
+
+/// The memory cap. The limit is not a wasmtime `Trap`: the limiter records that it refused, so
+/// the failure is reported as `out_of_memory` however the guest reacts.
+struct Limiter {
+    cap: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.refused = Some(desired);
+            return Err(wasmtime::format_err!(
+                "linear memory of {desired} bytes is over the sandbox's cap of {} bytes",
+                self.cap
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Clocks that never move: a router cannot time anything, so its results cannot depend on
+/// the machine's speed.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The evaluation's log, capped: what does not fit is counted, not kept.
+#[derive(Debug)]
+struct LogBuf {
+    text: String,
+    cap: usize,
+    dropped: usize,
+}
+
+impl LogBuf {
+    fn push(&mut self, s: &str) {
+        let room = self.cap.saturating_sub(self.text.len());
+        let kept = clip(s, room);
+        self.text.push_str(kept);
+        self.dropped += s.len() - kept.len();
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) {
+        self.push(&String::from_utf8_lossy(b));
+    }
+}
+
+/// Standard output and error of the guest: into the capped log. Writes never fail (a chatty
+/// router is not a broken one); past the cap they are dropped.
+#[derive(Clone)]
+struct CappedLog(Arc<Mutex<LogBuf>>);
+
+impl CappedLog {
+    fn append(&self, b: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_bytes(b);
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CappedLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CappedLog {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedLog {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for CappedLog {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(1 << 16)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedLog {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

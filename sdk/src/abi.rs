@@ -1,0 +1,93 @@
+//! The plugin ABI: how a router crosses into the engine, and how that contract may evolve.
+//!
+//! # Exporting a router
+//!
+//! ```ignore
+//! routereval_sdk::export_router!(MyRouter);                 // named after the crate
+//! routereval_sdk::export_router!(MyRouter, name = "mine");  // or named explicitly
+//! ```
+//!
+//! Built for a `wasm32` target the macro emits the exports of the WIT world `plugin` of
+//! `package routereval:router@1.0.0` (the file `wit/router.wit` of this crate, also available
+//! as [`WIT`]). On other targets it emits nothing yet. A router author needs no WIT tooling:
+//! the SDK carries the bindings.
+//!
+//! # The WebAssembly contract
+//!
+//! The engine makes a fresh instance for every evaluation (one benchmark, one candidate
+//! pool) and calls, in order: `info`, `create(seed, params)`, `fit(train, val)`,
+//! `route(queries)`. Matrices are row-major `list<f32>`; scores are never sent to `route`.
+//! The only imports are `routereval:router/host` (a log line, and the panic message the SDK's
+//! panic hook sends before the guest traps). A component built for `wasm32-wasip2` also imports
+//! WASI interfaces from Rust's standard library; the engine provides them with everything
+//! denied or made deterministic: no preopened directories, no network, no environment or
+//! arguments, clocks frozen at zero, random bytes from a generator seeded by the run's seed,
+//! standard output and error into the capped evaluation log.
+//!
+//! # Evolution rules
+//!
+//! The WIT package version is the ABI version; the engine refuses a plugin whose version it
+//! does not implement, naming both versions (`abi_mismatch` in the results).
+//!
+//! - **Patch** (`1.0.x`): documentation and comments only. The WIT text that tools read is
+//!   unchanged.
+//! - **Minor** (`1.x`): additions the engine can detect and do without: a new function in
+//!   `router` that the engine calls only when the plugin exports it, a new host function,
+//!   a new interface. An engine implementing `1.y` loads every plugin built for `1.x` with
+//!   `x <= y`. Existing records, variants, enums and function signatures never change in a
+//!   minor version (the canonical ABI lays a record out by its field list, so even an added
+//!   field changes every function that passes it).
+//! - **Major** (`2.0.0`): anything else: a changed or removed field, case, parameter or
+//!   result, a renamed function, a different call order. The engine may keep a loader for the
+//!   previous major version.
+//!
+//! The SDK version ([`crate::SDK_VERSION`], reported by `info`) is informative: it is shown
+//! in the results, and never used to refuse a plugin.
+
+/// The WIT world of router plugins (`wit/router.wit`).
+pub const WIT: &str = include_str!("../wit/router.wit");
+
+/// The WIT package and version the SDK builds plugins against.
+pub const WIT_PACKAGE: &str = "routereval:router@1.0.0";
+
+/// Makes a router a plugin. See [`abi`](crate::abi).
+///
+/// On a `wasm32` target it exports the router as a WebAssembly component of the
+/// `routereval:router@1.0.0` world. Give `name = "..."` to name the router in results; the
+/// default is the crate's package name.
+#[macro_export]
+macro_rules! export_router {
+    ($router:ty) => {
+        $crate::export_router!($router, name = env!("CARGO_PKG_NAME"));
+    };
+    ($router:ty, name = $name:expr) => {
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            struct RouterEvalExport;
+            impl $crate::__wasm::Guest for RouterEvalExport {
+                fn info() -> $crate::__wasm::PluginInfo {
+                    $crate::__wasm::info($name)
+                }
+                fn create(
+                    seed: u64,
+                    params: ::std::vec::Vec<$crate::__wasm::Param>,
+                ) -> ::std::result::Result<(), $crate::__wasm::RouterError> {
+                    $crate::__wasm::create::<$router>(seed, params)
+                }
+                fn fit(
+                    train: $crate::__wasm::WitSplit,
+                    val: $crate::__wasm::WitSplit,
+                ) -> ::std::result::Result<(), $crate::__wasm::RouterError> {
+                    $crate::__wasm::fit::<$router>(train, val)
+                }
+                fn route(
+                    queries: $crate::__wasm::Queries,
+                ) -> ::std::result::Result<$crate::__wasm::Routing, $crate::__wasm::RouterError>
+                {
+                    $crate::__wasm::route::<$router>(queries)
+                }
+            }
+    $crate::__wasm::__export_plugin_world!(RouterEvalExport with_types_in $crate::__wasm);
+        };
+    };
+}

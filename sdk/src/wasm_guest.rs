@@ -1,0 +1,149 @@
+//! The guest side of the WebAssembly plugin ABI: what `export_router!` expands to when the
+//! router crate is built for a `wasm32` target. Not part of the public API (hidden from the
+//! docs); the contract is the WIT world in `sdk/wit/router.wit`, described in [`crate::abi`].
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::Once;
+
+use crate::{ParamValue, Params, Queries as QueriesView, Router, RouterError as Error, Split};
+
+wit_bindgen::generate!({
+    path: "wit",
+    world: "plugin",
+    pub_export_macro: true,
+    export_macro_name: "__export_plugin_world",
+    default_bindings_module: "::routereval_sdk::__wasm",
+});
+
+pub use exports::routereval::router::router::{
+    Guest, Param, PluginInfo, Queries, RouterError, Routing, Split as WitSplit,
+};
+use routereval::router::host;
+use routereval::router::types::{ErrorKind, Matrix, ParamValue as WitParamValue};
+
+thread_local! {
+    // The router of this instance. The engine makes a fresh instance per evaluation and the
+    // guest is single-threaded, so one slot is enough.
+    static ROUTER: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// A panic aborts a WebAssembly guest (the host sees a trap without a message), so the hook
+/// hands the message to the host first.
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            host::panicking(&info.to_string());
+        }));
+    });
+}
+
+fn to_wit(e: Error) -> RouterError {
+    let kind = match &e {
+        Error::InvalidParams(_) => ErrorKind::InvalidParams,
+        Error::InvalidInput(_) => ErrorKind::InvalidInput,
+        Error::Fit(_) => ErrorKind::Fit,
+        Error::Route(_) => ErrorKind::Route,
+        Error::Panic(_) => ErrorKind::Panic,
+        _ => ErrorKind::Other,
+    };
+    RouterError {
+        kind,
+        message: e.message().to_string(),
+    }
+}
+
+/// `info`.
+pub fn info(name: &str) -> PluginInfo {
+    install_panic_hook();
+    PluginInfo {
+        name: name.to_string(),
+        sdk_version: crate::SDK_VERSION.to_string(),
+    }
+}
+
+/// `create`.
+pub fn create<R: Router + 'static>(seed: u64, params: Vec<Param>) -> Result<(), RouterError> {
+    install_panic_hook();
+    let mut p = Params::new(seed);
+    for Param { key, value } in params {
+        let value = match value {
+            WitParamValue::Boolean(b) => ParamValue::Bool(b),
+            WitParamValue::Integer(i) => ParamValue::Int(i),
+            WitParamValue::Float(x) => ParamValue::Float(x),
+            WitParamValue::Text(s) => ParamValue::Str(s),
+        };
+        p = p.with(&key, value).map_err(to_wit)?;
+    }
+    let router = R::new(&p).map_err(to_wit)?;
+    ROUTER.with(|slot| *slot.borrow_mut() = Some(Box::new(router)));
+    Ok(())
+}
+
+fn with_router<R: Router + 'static, T>(
+    f: impl FnOnce(&mut R) -> Result<T, Error>,
+) -> Result<T, RouterError> {
+    ROUTER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let router = slot
+            .as_mut()
+            .and_then(|r| r.downcast_mut::<R>())
+            .ok_or_else(|| to_wit(Error::Other("`create` was not called first".into())))?;
+        f(router).map_err(to_wit)
+    })
+}
+
+fn queries_view<'a>(m: &'a Matrix, prompts: &'a [String]) -> Result<QueriesView<'a>, Error> {
+    QueriesView::new(m.rows as usize, m.cols as usize, &m.data, prompts)
+}
+
+fn split_view(s: &WitSplit) -> Result<Split<'_>, Error> {
+    if s.scores.rows != s.embeddings.rows || s.scores.cols as usize != s.candidates.len() {
+        return Err(Error::InvalidInput(format!(
+            "score matrix is {} x {}, expected {} x {}",
+            s.scores.rows,
+            s.scores.cols,
+            s.embeddings.rows,
+            s.candidates.len()
+        )));
+    }
+    Split::new(
+        queries_view(&s.embeddings, &s.prompts)?,
+        &s.scores.data,
+        &s.candidates,
+    )
+}
+
+/// `fit`.
+pub fn fit<R: Router + 'static>(train: WitSplit, val: WitSplit) -> Result<(), RouterError> {
+    with_router::<R, _>(|r| r.fit(&split_view(&train)?, &split_view(&val)?))
+}
+
+/// `route`.
+pub fn route<R: Router + 'static>(queries: Queries) -> Result<Routing, RouterError> {
+    with_router::<R, _>(|r| {
+        let routing = r.route(&queries_view(&queries.embeddings, &queries.prompts)?)?;
+        let (n, m, belief, choices) = routing.into_parts();
+        Ok(Routing {
+            belief: Matrix {
+                rows: n as u32,
+                cols: m as u32,
+                data: belief,
+            },
+            choices,
+        })
+    })
+}
+
+/// Writes a line to the evaluation's log.
+pub fn log(level: crate::Level, message: &str) {
+    let level = match level {
+        crate::Level::Error => host::Level::Error,
+        crate::Level::Warn => host::Level::Warn,
+        crate::Level::Info => host::Level::Info,
+        crate::Level::Debug => host::Level::Debug,
+    };
+    host::log(level, message);
+}

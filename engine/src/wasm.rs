@@ -697,6 +697,52 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Rust and C guests keep a "shadow" stack in linear memory, placed first and growing down from
+/// 1 MiB; overflowing it wraps the address below zero, so the access lands just under 4 GiB
+/// (plus the access's offset), far above any memory a 32-bit guest can have.
+const SHADOW_STACK_WRAP: u64 = 0xFFF0_0000;
+
+/// The faulting address of an out-of-bounds access, from wasmtime's message (wasmtime does not
+/// expose it as a value).
+fn fault_address(text: &str) -> Option<u64> {
+    const AT: &str = "memory fault at wasm address 0x";
+    let rest = &text[text.find(AT)? + AT.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .unwrap_or(rest.len());
+    u64::from_str_radix(&rest[..end], 16).ok()
+}
+
+/// Collapses runs of identical backtrace frames (deep recursion) into one line and a count.
+fn squeeze_backtrace(text: &str) -> String {
+    let frame = |line: &str| -> Option<String> {
+        let (index, rest) = line.trim_start().split_once(':')?;
+        index.parse::<u32>().ok()?;
+        Some(rest.trim().to_string())
+    };
+    let mut out = String::new();
+    let mut last: Option<String> = None;
+    let mut repeats = 0usize;
+    for line in text.lines() {
+        let f = frame(line);
+        if f.is_some() && f == last {
+            repeats += 1;
+            continue;
+        }
+        if repeats > 0 {
+            out.push_str(&format!("      ... the frame above {repeats} more times\n"));
+            repeats = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+        last = f;
+    }
+    if repeats > 0 {
+        out.push_str(&format!("      ... the frame above {repeats} more times\n"));
+    }
+    out.trim_end().to_string()
+}
+
 /// Turns a wasmtime error from `stage` into the evaluation's typed failure.
 fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) -> Failure {
     let policy = &host.policy;
@@ -733,6 +779,18 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
                     policy.stack_kib
                 ),
             ),
+            Some(Trap::MemoryOutOfBounds)
+                if fault_address(&format!("{e:#}")).is_some_and(|a| a >= SHADOW_STACK_WRAP) =>
+            {
+                (
+                    "stack_overflow",
+                    format!(
+                        "`{stage}` overflowed its shadow stack (the stack a Rust or C guest keeps \
+                         in linear memory, 1 MiB by default: build with \
+                         `-C link-arg=-zstack-size=<bytes>` for more)"
+                    ),
+                )
+            }
             _ => match (&state.panic, e.downcast_ref::<wasmtime_wasi::I32Exit>()) {
                 (Some(p), _) => ("trap", format!("`{stage}` panicked: {}", clip(p, 4096))),
                 (None, Some(code)) => (
@@ -744,7 +802,10 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
                 ),
                 (None, None) => (
                     "trap",
-                    format!("`{stage}` trapped: {}", clip(&format!("{e:#}"), 4096)),
+                    format!(
+                        "`{stage}` trapped: {}",
+                        clip(&squeeze_backtrace(&format!("{e:#}")), 4096)
+                    ),
                 ),
             },
         }

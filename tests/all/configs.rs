@@ -16,8 +16,16 @@ fn every_config_parses_and_its_routers_exist() {
         }
         let cfg = RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
         for r in &cfg.routers {
-            Contender::build(&r.name, r.params(0).unwrap(), &reg)
-                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            match (&r.name, &r.plugin) {
+                (Some(name), _) => {
+                    Contender::build(name, r.params(0).unwrap(), &reg)
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                }
+                (None, plugin) => panic!(
+                    "{}: shipped configs name no plugin file ({plugin:?})",
+                    p.display()
+                ),
+            }
         }
         n += 1;
     }

@@ -7,3 +7,4 @@ mod fixtures;
 mod llmrouter;
 mod util;
 mod validation;
+mod wasm;

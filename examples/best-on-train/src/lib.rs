@@ -34,3 +34,5 @@ impl Router for BestOnTrain {
         Routing::one_hot(self.m, vec![self.best as u32; queries.len()])
     }
 }
+
+routereval_sdk::export_router!(BestOnTrain, name = "best-on-train");

@@ -1,7 +1,9 @@
-//! Evaluates the `best-on-train` router with the engine, next to the built-in routers and the
-//! bounds, on the embedded data (or any dataset: the engine's options all work).
+//! Evaluates the `best-on-train` router built in, with no plugin: registered with the engine
+//! next to the built-in routers and the bounds, on the embedded data (or any dataset: the
+//! engine's options all work). The way to go when you trust your router and want to debug it
+//! natively.
 //!
-//! Run: `cargo run --release -p best-on-train` (add `-- --help` for the options).
+//! Run: `cargo run --release -p embed-engine` (add `-- --help` for the options).
 
 use std::process::ExitCode;
 

@@ -63,9 +63,12 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        "-Ctarget-feature=+simd128,+relaxed-simd",
+    )
+    .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+    .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     let output = cmd
         .output()
         .expect("cannot run cargo to build the WebAssembly plugins");

@@ -461,20 +461,40 @@ impl WasmPlugin {
         val: &Split<'_>,
         test: &Queries<'_>,
     ) -> Outcome {
-        let pre = match &self.ready {
-            Ok(pre) => pre,
-            Err(e) => {
+        let mut session = match self.start(params) {
+            Ok(s) => s,
+            Err((error, fuel, log)) => {
                 return Outcome {
-                    routing: Err(e.clone()),
-                    fuel: None,
-                    log: String::new(),
+                    routing: Err(error),
+                    fuel,
+                    log,
                 };
             }
         };
-        let mut run = match Instance::start(&self.host, params.seed(), pre) {
-            Ok(r) => r,
-            Err(e) => return e.into_outcome(),
-        };
+        let routing = session.fit(train, val).and_then(|()| session.route(test));
+        Outcome {
+            routing,
+            fuel: Some(session.fuel_used()),
+            log: session.log(),
+        }
+    }
+
+    /// Starts one evaluation step by step (what [`WasmPlugin::evaluate`] does in one call): a
+    /// fresh instance in a fresh store, and `create(params)`.
+    ///
+    /// # Errors
+    /// The evaluation's typed failure, with the fuel used and the log when the plugin ran.
+    #[allow(clippy::type_complexity, reason = "a failure with its two by-products")]
+    pub fn start(
+        &self,
+        params: &Params,
+    ) -> std::result::Result<Session<'_>, (EvalError, Option<u64>, String)> {
+        let pre = self
+            .ready
+            .as_ref()
+            .map_err(|e| (e.clone(), None, String::new()))?;
+        let mut inst = Instance::start(&self.host, params.seed(), pre)
+            .map_err(|f| (f.error, None, String::new()))?;
         let wit_params: Vec<wit::Param> = params
             .iter()
             .map(|(k, v)| wit::Param {
@@ -488,32 +508,74 @@ impl WasmPlugin {
             })
             .collect();
         let seed = params.seed();
-        let steps = (|| -> std::result::Result<Routing, Failure> {
-            run.call_router("create", |p, s| {
-                p.routereval_router_router()
-                    .call_create(s, seed, &wit_params)
-            })?;
-            let (train, val) = (split_to_wit(train), split_to_wit(val));
-            run.call_router("fit", |p, s| {
-                p.routereval_router_router().call_fit(s, &train, &val)
-            })?;
-            drop((train, val));
-            let queries = wit::Queries {
-                embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
-                prompts: test.prompts().iter().map(str::to_string).collect(),
-            };
-            let routing = run.call_router("route", |p, s| {
-                p.routereval_router_router().call_route(s, &queries)
-            })?;
-            routing_from_wit(routing, self.host.policy.max_output_bytes())
-        })();
-        let fuel = run.fuel_used();
-        let log = run.take_log();
-        Outcome {
-            routing: steps.map_err(|f| f.error),
-            fuel: Some(fuel),
-            log,
+        match inst.call_router("create", |p, s| {
+            p.routereval_router_router()
+                .call_create(s, seed, &wit_params)
+        }) {
+            Ok(()) => Ok(Session { inst }),
+            Err(f) => Err((f.error, Some(inst.fuel_used()), inst.take_log())),
         }
+    }
+}
+
+/// One evaluation of a plugin in progress: an instance in its own store, already created.
+pub struct Session<'p> {
+    inst: Instance<'p>,
+}
+
+impl fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("fuel_used", &self.fuel_used())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session<'_> {
+    /// `fit(train, val)`.
+    ///
+    /// # Errors
+    /// The typed failure.
+    pub fn fit(
+        &mut self,
+        train: &Split<'_>,
+        val: &Split<'_>,
+    ) -> std::result::Result<(), EvalError> {
+        let (train, val) = (split_to_wit(train), split_to_wit(val));
+        self.inst
+            .call_router("fit", |p, s| {
+                p.routereval_router_router().call_fit(s, &train, &val)
+            })
+            .map_err(|f| f.error)
+    }
+
+    /// `route(test)`, with the output cap and the routing's shape checked (the engine's
+    /// validation of the values comes after).
+    ///
+    /// # Errors
+    /// The typed failure.
+    pub fn route(&mut self, test: &Queries<'_>) -> std::result::Result<Routing, EvalError> {
+        let queries = wit::Queries {
+            embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
+            prompts: test.prompts().iter().map(str::to_string).collect(),
+        };
+        let routing = self
+            .inst
+            .call_router("route", |p, s| {
+                p.routereval_router_router().call_route(s, &queries)
+            })
+            .map_err(|f| f.error)?;
+        routing_from_wit(routing, self.inst.host.policy.max_output_bytes()).map_err(|f| f.error)
+    }
+
+    /// Fuel consumed so far.
+    pub fn fuel_used(&self) -> u64 {
+        self.inst.fuel_used()
+    }
+
+    /// What the plugin has logged so far (capped).
+    pub fn log(&mut self) -> String {
+        self.inst.take_log()
     }
 }
 
@@ -571,16 +633,6 @@ fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing,
 /// A typed failure of one evaluation.
 struct Failure {
     error: EvalError,
-}
-
-impl Failure {
-    fn into_outcome(self) -> Outcome {
-        Outcome {
-            routing: Err(self.error),
-            fuel: None,
-            log: String::new(),
-        }
-    }
 }
 
 /// One instance in its own store, for one evaluation.

@@ -51,7 +51,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Evaluate routers (the default: `routereval-engine --router knn` is `run --router knn`)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the built-in routers with their parameters, and the reference bounds
     Routers,
 }
@@ -243,6 +243,11 @@ fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
         out,
         "  {:<10} the oracle with probability p, else random (exact expectation); p=0.5 by default",
         "r_o:p=<p>"
+    )?;
+    writeln!(
+        out,
+        "WebAssembly plugins (components of {}), run in the sandbox:\n  --plugin FILE.wasm[:key=value,...]",
+        wasm::ABI
     )?;
     Ok(())
 }

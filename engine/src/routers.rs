@@ -217,6 +217,11 @@ impl Contender {
                 Ok(Contender::Bound(Bound::OracleMix(p)))
             }
             _ => {
+                if name.ends_with(".wasm") {
+                    return Err(format!(
+                        "`{name}` is a file: load WebAssembly plugins with --plugin {name}"
+                    ));
+                }
                 let Some(info) = registry.get(name) else {
                     let known: Vec<&str> = registry
                         .iter()

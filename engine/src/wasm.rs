@@ -885,7 +885,7 @@ impl State {
         }));
         // Random bytes, for the guest's hash-map seeds and the like: a fixed function of the
         // run's seed, so a rerun sees the same bytes.
-        let mut rng = routereval_sdk::Rng::new(seed ^ 0x5eed_0f_5a4d_b0c5);
+        let mut rng = routereval_sdk::Rng::new(seed ^ 0x005e_ed0f_5a4d_b0c5);
         let bytes: Vec<u8> = (0..4096)
             .flat_map(|_| rng.next_u64().to_le_bytes())
             .collect();
@@ -1081,5 +1081,72 @@ impl tokio::io::AsyncWrite for CappedLog {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_its_cap_on_character_boundaries_and_counts_the_rest() {
+        let mut log = LogBuf {
+            text: String::new(),
+            cap: 10,
+            dropped: 0,
+        };
+        log.push("12345678");
+        log.push("éé"); // 4 bytes: only the first fits
+        assert_eq!(log.text, "12345678é");
+        assert_eq!(log.dropped, 2);
+        log.push("more");
+        assert_eq!((log.text.len(), log.dropped), (10, 6));
+    }
+
+    #[test]
+    fn fault_addresses_are_read_from_wasmtime_messages() {
+        let text = "memory fault at wasm address 0x100000050 in linear memory of size 0xa40000";
+        assert_eq!(fault_address(text), Some(0x1_0000_0050));
+        assert!(fault_address(text).unwrap() >= SHADOW_STACK_WRAP);
+        assert_eq!(fault_address("out of bounds memory access"), None);
+    }
+
+    #[test]
+    fn repeated_backtrace_frames_are_squeezed() {
+        let text = "error while executing at wasm backtrace:\n    0: 0x1 - f\n    1: 0x2 - g\n    2: 0x2 - g\n    3: 0x2 - g\n    4: 0x3 - h";
+        assert_eq!(
+            squeeze_backtrace(text),
+            "error while executing at wasm backtrace:\n    0: 0x1 - f\n    1: 0x2 - g\n      ... the frame above 2 more times\n    4: 0x3 - h"
+        );
+    }
+
+    #[test]
+    fn headers_say_what_a_file_is() {
+        let p = Path::new("x.wasm");
+        assert!(check_header(p, b"\0asm\x0d\0\x01\0").is_ok());
+        let core = check_header(p, b"\0asm\x01\0\0\0").unwrap_err().to_string();
+        assert!(core.contains("core WebAssembly module"), "{core}");
+        let text = check_header(p, b"hello world").unwrap_err().to_string();
+        assert!(text.contains("not a WebAssembly file"), "{text}");
+    }
+
+    #[test]
+    fn invalid_policies_are_refused() {
+        let bad = SandboxPolicy {
+            memory_mib: 0,
+            ..SandboxPolicy::default()
+        };
+        assert!(
+            WasmHost::new(bad, None)
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 4096")
+        );
+        let bad = SandboxPolicy {
+            timeout_secs: f64::NAN,
+            ..SandboxPolicy::default()
+        };
+        assert!(bad.check().is_err());
+        assert!(SandboxPolicy::default().check().is_ok());
     }
 }

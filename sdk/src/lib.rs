@@ -73,10 +73,13 @@
 //!
 //! ```text
 //! rustup target add wasm32-wasip2
-//! RUSTFLAGS="-C target-feature=+simd128" cargo build --release --target wasm32-wasip2
+//! RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo build --release --target wasm32-wasip2
 //! ```
 //!
-//! Without `+simd128` the same code runs about 5x slower. The component's contract is the WIT
+//! Without `+simd128` the same code runs about 5x slower; `+relaxed-simd` lets [`matmul_abt`]
+//! fuse its multiply-adds (the engine runs relaxed SIMD deterministically). This workspace's
+//! `.cargo/config.toml` sets both for `wasm32-wasip2`, so there a plain
+//! `cargo build --release --target wasm32-wasip2` does. The component's contract is the WIT
 //! world in `wit/router.wit`; [`abi`] describes it and the rules by which it may change.
 //!
 //! ## Crate features

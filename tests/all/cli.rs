@@ -282,4 +282,25 @@ fn help_and_router_list() {
         out.stdout
     );
     assert!(out.stdout.contains("r_o:p=<p>"));
+    assert!(
+        out.stdout.contains("--plugin FILE.wasm") && out.stdout.contains("routereval:router@1.0.0")
+    );
+    let help = run(&["--help"]).stdout;
+    for flag in [
+        "--plugin",
+        "--fuel",
+        "--timeout",
+        "--memory-limit",
+        "--cache-dir",
+        "Sandbox (WebAssembly plugins)",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let wrong = run(&["--router", "knn.wasm"]);
+    assert_eq!(wrong.code, 2);
+    assert!(
+        wrong.stderr.contains("--plugin knn.wasm"),
+        "{}",
+        wrong.stderr
+    );
 }

@@ -192,20 +192,27 @@ pub fn matmul_abt(a: &[f32], b: &[f32], n: usize, k: usize, p: usize, out: &mut 
 }
 
 /// `matmul_abt` for WebAssembly SIMD. `matrixmultiply` has no WebAssembly kernel (its portable
-/// one runs at a third of this speed under wasmtime), so the SDK carries its own: 4 x 2 tiles
-/// of dot products with eight 4-lane accumulators (14 of the 16 vector registers of an x86
-/// host), over blocks of `b` that stay in the L2 cache while all of `a` streams past. With the
-/// `relaxed-simd` target feature the multiply-adds are fused (the engine runs relaxed SIMD
-/// deterministically).
+/// one runs 1.7x slower than this under wasmtime's default sandbox policy), so the SDK carries
+/// its own: both operands packed so that a 4 x 4 tile of dot products reads one pointer each,
+/// sixteen 4-lane accumulators, over blocks of `b` that stay in the L2 cache while all of `a`
+/// streams past. With the `relaxed-simd` target feature the multiply-adds are fused (the
+/// engine runs relaxed SIMD deterministically). Measured on RouterEval's largest kNN shape
+/// (`cargo bench -p routereval-tests --bench wasm`): 4 x 4 tiles beat 4 x 2 (1.5x) and 4 x 3
+/// (1.15x); 8 x 4 and 4 x 8 are no faster. Wasmtime's fuel and deadline checks at each loop
+/// head make its register allocator save the accumulators around them, which is why wider
+/// tiles, not fewer registers, pay.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_simd {
     use core::arch::wasm32::*;
 
     /// Rows of `b` per cache block (66 x 768 floats, about 200 KiB; a multiple of 3).
-    const BLOCK_B: usize = 66;
+    const BLOCK_B: usize = 64;
+
+    /// Rows of `a` per tile.
+    const ROWS: usize = 4;
 
     /// Rows of `b` per tile.
-    const COLS: usize = 3;
+    const COLS: usize = 4;
 
     #[inline(always)]
     fn madd(a: v128, b: v128, c: v128) -> v128 {
@@ -260,50 +267,57 @@ mod wasm_simd {
         }
     }
 
-    /// Four packed rows of `a` against three packed rows of `b`: twelve accumulators, one
-    /// `a` vector and three `b` vectors live at a time (16 registers).
+    /// `ROWS` packed rows of `a` against `COLS` packed rows of `b`: one 4-lane accumulator per
+    /// pair, `COLS` vectors of `b` and one of `a` live at a time.
     ///
     /// # Safety
-    /// `pa` holds `4 * k4` floats and `pb` `3 * k4`, packed by [`pack`].
+    /// `pa` holds `ROWS * k4` floats and `pb` `COLS * k4`, packed by [`pack`].
     #[inline(always)]
-    unsafe fn tile(pa: *const f32, pb: *const f32, k4: usize) -> [[v128; 3]; 4] {
+    unsafe fn tile(pa: *const f32, pb: *const f32, k4: usize) -> [[v128; COLS]; ROWS] {
         let z = f32x4_splat(0.0);
-        let (mut c00, mut c01, mut c02, mut c10, mut c11, mut c12) = (z, z, z, z, z, z);
-        let (mut c20, mut c21, mut c22, mut c30, mut c31, mut c32) = (z, z, z, z, z, z);
+        let (mut c0_0, mut c0_1, mut c0_2, mut c0_3) = (z, z, z, z);
+        let (mut c1_0, mut c1_1, mut c1_2, mut c1_3) = (z, z, z, z);
+        let (mut c2_0, mut c2_1, mut c2_2, mut c2_3) = (z, z, z, z);
+        let (mut c3_0, mut c3_1, mut c3_2, mut c3_3) = (z, z, z, z);
         let steps = k4 / 4;
-        // SAFETY: step s reads floats 16s..16s+16 of `pa` and 12s..12s+12 of `pb`, in bounds
-        // by the contract; v128_load allows unaligned addresses.
+        // SAFETY: step s reads floats 4*ROWS*s..4*ROWS*(s+1) of `pa` and 4*COLS*s..4*COLS*(s+1)
+        // of `pb`, in bounds by the contract; v128_load allows unaligned addresses.
         unsafe {
             let (mut pa, mut pb) = (pa, pb);
             for _ in 0..steps {
-                let b0 = v128_load(pb.cast());
+                let b0 = v128_load(pb.add(0).cast());
                 let b1 = v128_load(pb.add(4).cast());
                 let b2 = v128_load(pb.add(8).cast());
-                let a = v128_load(pa.cast());
-                c00 = madd(a, b0, c00);
-                c01 = madd(a, b1, c01);
-                c02 = madd(a, b2, c02);
+                let b3 = v128_load(pb.add(12).cast());
+                let a = v128_load(pa.add(0).cast());
+                c0_0 = madd(a, b0, c0_0);
+                c0_1 = madd(a, b1, c0_1);
+                c0_2 = madd(a, b2, c0_2);
+                c0_3 = madd(a, b3, c0_3);
                 let a = v128_load(pa.add(4).cast());
-                c10 = madd(a, b0, c10);
-                c11 = madd(a, b1, c11);
-                c12 = madd(a, b2, c12);
+                c1_0 = madd(a, b0, c1_0);
+                c1_1 = madd(a, b1, c1_1);
+                c1_2 = madd(a, b2, c1_2);
+                c1_3 = madd(a, b3, c1_3);
                 let a = v128_load(pa.add(8).cast());
-                c20 = madd(a, b0, c20);
-                c21 = madd(a, b1, c21);
-                c22 = madd(a, b2, c22);
+                c2_0 = madd(a, b0, c2_0);
+                c2_1 = madd(a, b1, c2_1);
+                c2_2 = madd(a, b2, c2_2);
+                c2_3 = madd(a, b3, c2_3);
                 let a = v128_load(pa.add(12).cast());
-                c30 = madd(a, b0, c30);
-                c31 = madd(a, b1, c31);
-                c32 = madd(a, b2, c32);
-                pa = pa.add(16);
-                pb = pb.add(12);
+                c3_0 = madd(a, b0, c3_0);
+                c3_1 = madd(a, b1, c3_1);
+                c3_2 = madd(a, b2, c3_2);
+                c3_3 = madd(a, b3, c3_3);
+                pa = pa.add(4 * ROWS);
+                pb = pb.add(4 * COLS);
             }
         }
         [
-            [c00, c01, c02],
-            [c10, c11, c12],
-            [c20, c21, c22],
-            [c30, c31, c32],
+            [c0_0, c0_1, c0_2, c0_3],
+            [c1_0, c1_1, c1_2, c1_3],
+            [c2_0, c2_1, c2_2, c2_3],
+            [c3_0, c3_1, c3_2, c3_3],
         ]
     }
 
@@ -319,44 +333,46 @@ mod wasm_simd {
 
     pub(super) fn matmul_abt(a: &[f32], b: &[f32], n: usize, k: usize, p: usize, out: &mut [f32]) {
         let k4 = k / 4 * 4;
-        let quads = n / 4;
-        // All of `a` in quads, packed once; each block of `b` in triples, packed per block.
-        let mut pa = Vec::with_capacity(quads * 4 * k4);
-        for q in 0..quads {
-            pack::<4>(a, k, 4 * q, k4, &mut pa);
+        let groups_a = n / ROWS;
+        // All of `a` in groups of `ROWS` rows, packed once; each block of `b` in groups of `COLS`
+        // rows, packed per block.
+        let mut pa = Vec::with_capacity(groups_a * ROWS * k4);
+        for q in 0..groups_a {
+            pack::<ROWS>(a, k, ROWS * q, k4, &mut pa);
         }
         let mut pb = Vec::with_capacity(BLOCK_B * k4);
         for j0 in (0..p).step_by(BLOCK_B) {
             let j1 = (j0 + BLOCK_B).min(p);
-            let triples = (j1 - j0) / COLS;
+            let groups_b = (j1 - j0) / COLS;
             pb.clear();
-            for t in 0..triples {
+            for t in 0..groups_b {
                 pack::<COLS>(b, k, j0 + COLS * t, k4, &mut pb);
             }
-            for q in 0..quads {
-                for t in 0..triples {
-                    // SAFETY: quad q and triple t were packed above, 4 * k4 and 3 * k4 floats.
+            for q in 0..groups_a {
+                for t in 0..groups_b {
+                    // SAFETY: group q of `a` and group t of `b` were packed above (ROWS * k4 and
+                    // COLS * k4 floats).
                     let c = unsafe {
                         tile(
-                            pa.as_ptr().add(q * 4 * k4),
+                            pa.as_ptr().add(q * ROWS * k4),
                             pb.as_ptr().add(t * COLS * k4),
                             k4,
                         )
                     };
                     for (r, row) in c.iter().enumerate() {
                         for (x, acc) in row.iter().enumerate() {
-                            let (i, j) = (4 * q + r, j0 + COLS * t + x);
+                            let (i, j) = (ROWS * q + r, j0 + COLS * t + x);
                             out[i * p + j] = finish(*acc, a, b, k, k4, i, j);
                         }
                     }
                 }
-                for j in j0 + COLS * triples..j1 {
-                    for i in 4 * q..4 * q + 4 {
+                for j in j0 + COLS * groups_b..j1 {
+                    for i in ROWS * q..ROWS * q + ROWS {
                         out[i * p + j] = dot1(&a[i * k..(i + 1) * k], &b[j * k..(j + 1) * k]);
                     }
                 }
             }
-            for i in 4 * quads..n {
+            for i in ROWS * groups_a..n {
                 for j in j0..j1 {
                     out[i * p + j] = dot1(&a[i * k..(i + 1) * k], &b[j * k..(j + 1) * k]);
                 }

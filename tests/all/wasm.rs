@@ -160,7 +160,8 @@ fn the_example_router_runs_as_wasm_as_it_does_built_in() {
 #[test]
 fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
     let cache = TempDir::new("wasm-hostile");
-    let cases: [(&str, &str); 14] = [
+    let cases: [(&str, &str); 15] = [
+        ("mode=exit", "trap"),
         ("mode=ok", "ok"),
         ("mode=panic", "trap"),
         ("mode=panic,stage=create", "trap"),
@@ -234,6 +235,7 @@ fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
             .1
             .contains("`create` panicked")
     );
+    assert!(kind("hostile@wasm:mode=exit").1.contains("called exit("));
     assert!(
         kind("hostile@wasm:mode=memory_bomb")
             .1

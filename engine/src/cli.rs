@@ -531,7 +531,10 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
         let mut g = done.lock().unwrap_or_else(|e| e.into_inner());
         g.0 += 1;
         let status = match (&r.metrics, &r.error) {
-            (Some(m), _) => format!("ok mu={:.4}", m.mu),
+            (Some(m), _) => match r.fuel {
+                Some(f) => format!("ok mu={:.4} fuel={f}", m.mu),
+                None => format!("ok mu={:.4}", m.mu),
+            },
             (_, Some(e)) => format!("failed ({})", e.kind),
             _ => String::new(),
         };
@@ -545,7 +548,26 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
     let text = match plan.format {
         Format::Table => report::to_table(&results),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&report::to_json(&results, plan.seed))?;
+            let mut doc = report::to_json(&results, plan.seed);
+            let plugins: Vec<serde_json::Value> = contenders
+                .iter()
+                .filter_map(|c| match c {
+                    Contender::Wasm { plugin, label, .. } => Some(serde_json::json!({
+                        "router": label,
+                        "path": plugin.path(),
+                        "sha256": plugin.sha256(),
+                        "sdk_version": plugin.sdk_version(),
+                        "abi": wasm::ABI,
+                    })),
+                    _ => None,
+                })
+                .collect();
+            if !plugins.is_empty() {
+                // What a rerun needs to reproduce the plugin rows: the exact files and limits.
+                doc["plugins"] = serde_json::Value::Array(plugins);
+                doc["sandbox"] = serde_json::to_value(&plan.policy)?;
+            }
+            let mut s = serde_json::to_string_pretty(&doc)?;
             s.push('\n');
             s
         }

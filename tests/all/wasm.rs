@@ -76,6 +76,13 @@ fn wasm_knn_equals_builtin_on_embedded_data_and_reruns_identically() {
     assert_eq!(a.code, 0, "{}", a.stderr);
     let va = a.json();
     assert_eq!(results(&va).len(), 14, "7 pools x 2 routers");
+    // The document names the plugin file by hash and the limits it ran under.
+    let p = &va["plugins"][0];
+    assert_eq!(p["router"], "knn@wasm");
+    assert_eq!(p["abi"], "routereval:router@1.0.0");
+    assert_eq!(p["sdk_version"], routereval_sdk::SDK_VERSION);
+    assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(va["sandbox"]["memory_mib"], 2048);
     assert_same_as_builtin(results(&va));
     // A rerun, now from the compiled cache and on one thread, gives the same numbers and the
     // same fuel: fuel is a deterministic cost.

@@ -341,27 +341,23 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
         }
     }
     let mut policy = cfg.sandbox.clone().unwrap_or_default();
-    if let Some(v) = args.fuel {
-        policy.fuel = v;
+    // Each sandbox option given on the command line overrides the config's value.
+    let overrides = [
+        (args.fuel, &mut policy.fuel),
+        (args.memory_limit, &mut policy.memory_mib),
+        (args.stack_limit, &mut policy.stack_kib),
+        (args.max_output, &mut policy.max_output_mib),
+        (args.max_log, &mut policy.max_log_kib),
+    ];
+    for (given, field) in overrides {
+        if let Some(v) = given {
+            *field = v;
+        }
     }
-    if let Some(v) = args.timeout {
-        policy.timeout_secs = v;
-    }
-    if let Some(v) = args.memory_limit {
-        policy.memory_mib = v;
-    }
-    if let Some(v) = args.stack_limit {
-        policy.stack_kib = v;
-    }
-    if let Some(v) = args.max_output {
-        policy.max_output_mib = v;
-    }
-    if let Some(v) = args.max_log {
-        policy.max_log_kib = v;
-    }
-    if let Some(v) = args.nan_canonicalization {
-        policy.nan_canonicalization = v;
-    }
+    policy.timeout_secs = args.timeout.unwrap_or(policy.timeout_secs);
+    policy.nan_canonicalization = args
+        .nan_canonicalization
+        .unwrap_or(policy.nan_canonicalization);
     policy.check().map_err(|e| anyhow::anyhow!(e))?;
     let cache_dir = if args.no_cache {
         None

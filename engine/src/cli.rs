@@ -137,6 +137,10 @@ pub struct RunArgs {
     /// [default: true]
     #[arg(long, value_name = "BOOL", help_heading = SANDBOX)]
     nan_canonicalization: Option<bool>,
+    /// Compute the SDK's matrix kernel natively in the engine, charged to the plugin's fuel
+    /// (false: in WebAssembly, bit-identical on every host, several times slower) [default: true]
+    #[arg(long, value_name = "BOOL", help_heading = SANDBOX)]
+    host_kernels: Option<bool>,
     /// Where compiled plugins are cached [default: $ROUTEREVAL_CACHE_DIR, else
     /// $XDG_CACHE_HOME/routereval-engine, else ~/.cache/routereval-engine]
     #[arg(long, value_name = "DIR", help_heading = SANDBOX)]
@@ -358,6 +362,7 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
     policy.nan_canonicalization = args
         .nan_canonicalization
         .unwrap_or(policy.nan_canonicalization);
+    policy.host_kernels = args.host_kernels.unwrap_or(policy.host_kernels);
     policy.check().map_err(|e| anyhow::anyhow!(e))?;
     let cache_dir = if args.no_cache {
         None

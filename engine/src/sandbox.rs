@@ -29,6 +29,11 @@ pub struct SandboxPolicy {
     /// Canonicalise NaN bit patterns after every float operation, so results are bit-identical
     /// on every host. Costs a little speed in float-heavy code.
     pub nan_canonicalization: bool,
+    /// Compute the SDK's heavy kernels (`matmul_abt`) natively in the engine, charged to the
+    /// plugin's fuel at one unit per 8 multiply-adds, instead of in WebAssembly. Several times
+    /// faster; the results then equal a built-in router's (same kernel), but depend on the
+    /// host's vector instructions in the last bits, as native code does.
+    pub host_kernels: bool,
 }
 
 impl Default for SandboxPolicy {
@@ -41,6 +46,7 @@ impl Default for SandboxPolicy {
             max_output_mib: 256,
             max_log_kib: 64,
             nan_canonicalization: true,
+            host_kernels: true,
         }
     }
 }

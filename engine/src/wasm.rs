@@ -30,7 +30,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use routereval_sdk::{ParamValue, Params, Queries, Routing, Split};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, OptLevel, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -45,7 +46,7 @@ mod bindings {
     });
 }
 
-use bindings::routereval::router::host::{self, Level};
+use bindings::routereval::router::host::Level;
 use bindings::routereval::router::types as wit;
 
 /// The plugin ABI this engine implements.
@@ -167,8 +168,7 @@ impl WasmHost {
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("cannot link WASI: {e}"))?;
-        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(|e| anyhow!("cannot link the host interface: {e}"))?;
+        link_host(&mut linker).map_err(|e| anyhow!("cannot link the host interface: {e}"))?;
         let mut h = Sha256Hasher(Sha256::new());
         CACHE_TAG.hash(&mut h);
         engine.precompile_compatibility_hash().hash(&mut h);
@@ -869,6 +869,7 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
 
 /// The store's data: WASI state, limits, the log and the panic message.
 struct State {
+    host_kernels: bool,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
@@ -903,6 +904,7 @@ impl State {
             .insecure_random_seed(u128::from(seed))
             .build();
         State {
+            host_kernels: policy.host_kernels,
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter {
@@ -924,23 +926,74 @@ impl WasiView for State {
     }
 }
 
-impl wit::Host for State {}
+/// Fuel charged by the `matmul-abt` host kernel: one unit per this many multiply-adds.
+pub const MATMUL_MACS_PER_FUEL: u64 = 8;
 
-impl host::Host for State {
-    fn log(&mut self, level: Level, message: String) {
-        let level = match level {
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
-        };
-        let mut buf = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        buf.push(&format!("[{level}] {message}\n"));
-    }
+/// Defines `routereval:router/host`. Written with `func_wrap` rather than generated: the
+/// matrix kernel needs the store (to charge fuel), which wasmtime's generated host traits only
+/// give with its async component model.
+fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    let mut host = linker.instance("routereval:router/host@1.0.0")?;
+    host.func_wrap(
+        "log",
+        |cx: StoreContextMut<'_, State>, (level, message): (Level, String)| {
+            let level = match level {
+                Level::Error => "error",
+                Level::Warn => "warn",
+                Level::Info => "info",
+                Level::Debug => "debug",
+            };
+            let mut buf = cx.data().log.lock().unwrap_or_else(|e| e.into_inner());
+            buf.push(&format!("[{level}] {message}\n"));
+            Ok(())
+        },
+    )?;
+    host.func_wrap(
+        "panicking",
+        |mut cx: StoreContextMut<'_, State>, (message,): (String,)| {
+            cx.data_mut().panic = Some(clip(&message, 4096).to_string());
+            Ok(())
+        },
+    )?;
+    host.func_wrap("matmul-abt", host_matmul)?;
+    Ok(())
+}
 
-    fn panicking(&mut self, message: String) {
-        self.panic = Some(clip(&message, 4096).to_string());
+/// `matmul-abt`: checks the shapes, charges the fuel, refuses a product over the memory cap,
+/// and multiplies natively with the SDK's kernel (the one built-in routers use).
+#[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
+fn host_matmul(
+    mut cx: StoreContextMut<'_, State>,
+    (a, b, n, k, p): (Vec<f32>, Vec<f32>, u32, u32, u32),
+) -> wasmtime::Result<(Option<Vec<f32>>,)> {
+    if !cx.data().host_kernels {
+        return Ok((None,));
     }
+    let (n, k, p) = (n as usize, k as usize, p as usize);
+    if a.len() != n * k || b.len() != p * k {
+        return Err(wasmtime::format_err!(
+            "matmul-abt: a has {} values and b {}, expected {n} x {k} and {p} x {k}",
+            a.len(),
+            b.len()
+        ));
+    }
+    let bytes = (n as u64 * p as u64).saturating_mul(4);
+    if bytes > cx.data().limiter.cap as u64 {
+        cx.data_mut().limiter.refused = Some(usize::try_from(bytes).unwrap_or(usize::MAX));
+        return Err(wasmtime::format_err!(
+            "matmul-abt: a {n} x {p} product is over the memory cap"
+        ));
+    }
+    let cost = (n as u64 * k as u64 * p as u64).div_ceil(MATMUL_MACS_PER_FUEL);
+    let left = cx.get_fuel()?;
+    if cost > left {
+        cx.set_fuel(0)?;
+        return Err(wasmtime::Error::from(Trap::OutOfFuel));
+    }
+    cx.set_fuel(left - cost)?;
+    let mut out = vec![0.0f32; n * p];
+    routereval_sdk::matmul_abt(&a, &b, n, k, p, &mut out);
+    Ok((Some(out),))
 }
 
 /// The memory cap. The limit is not a wasmtime `Trap`: the limiter records that it refused, so

@@ -23,11 +23,32 @@ pub fn softmax_in_place(row: &mut [f32]) {
 }
 
 /// The softmax of `row`, computed in f64 and rounded to f32 at the end.
+///
+/// Each exponential is computed once, and rows that repeat values (a mean of `k` binary
+/// scores takes at most `k + 1` values) reuse them from a small cache: `exp` is the costly
+/// part, most of all in WebAssembly. The result is the same as computing every one.
 pub fn softmax_f64(row: &[f64], out: &mut [f32]) {
+    const SLOTS: usize = 16;
     let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
-    for (o, v) in out.iter_mut().zip(row) {
-        *o = ((v - max).exp() / sum) as f32;
+    let mut cache = [(0u64, 0.0f64, false); SLOTS];
+    let mut exps = Vec::with_capacity(row.len());
+    let mut sum = 0.0f64;
+    for &v in row {
+        let bits = v.to_bits();
+        let slot = ((bits ^ (bits >> 29) ^ (bits >> 47)) as usize) % SLOTS;
+        let e = match cache[slot] {
+            (key, e, true) if key == bits => e,
+            _ => {
+                let e = (v - max).exp();
+                cache[slot] = (bits, e, true);
+                e
+            }
+        };
+        exps.push(e);
+        sum += e;
+    }
+    for (o, e) in out.iter_mut().zip(&exps) {
+        *o = (e / sum) as f32;
     }
 }
 
@@ -131,18 +152,38 @@ pub fn l2_normalise_rows(data: &mut [f32], dim: usize) {
 /// Indices of the `k` largest values of `row`, largest first; on equal values the lower index
 /// comes first; NaNs are never selected. Returns fewer than `k` when the row is shorter.
 pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    // Once `best` is full, most values lose to its last one: a chunk whose maximum does not beat
+    // it is skipped with a few vector instructions (eight lane-wise maxima, which the compiler
+    // vectorises natively and for WebAssembly SIMD) instead of a branch per value.
+    const CHUNK: usize = 64;
+    const LANES: usize = 8;
     let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-    for (i, &v) in row.iter().enumerate() {
-        if k == 0 || v.is_nan() {
-            continue;
+    if k == 0 {
+        return Vec::new();
+    }
+    for (c, chunk) in row.chunks(CHUNK).enumerate() {
+        if best.len() == k && chunk.len() == CHUNK {
+            let mut m = [f32::NEG_INFINITY; LANES];
+            for group in chunk.chunks_exact(LANES) {
+                for l in 0..LANES {
+                    // NaN never wins a `>`, so NaNs are ignored as below.
+                    m[l] = if group[l] > m[l] { group[l] } else { m[l] };
+                }
+            }
+            let threshold = best[k - 1].0;
+            if !m.iter().any(|&x| x > threshold) {
+                continue;
+            }
         }
-        if best.len() == k && v <= best[k - 1].0 {
-            continue;
+        for (j, &v) in chunk.iter().enumerate() {
+            if v.is_nan() || (best.len() == k && v <= best[k - 1].0) {
+                continue;
+            }
+            // Insert after every value >= v (earlier indices win ties).
+            let pos = best.partition_point(|&(b, _)| b >= v);
+            best.insert(pos, (v, c * CHUNK + j));
+            best.truncate(k);
         }
-        // Insert after every value >= v (earlier indices win ties).
-        let pos = best.partition_point(|&(b, _)| b >= v);
-        best.insert(pos, (v, i));
-        best.truncate(k);
     }
     best.into_iter().map(|(_, i)| i).collect()
 }
@@ -150,7 +191,10 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
 /// `out = a · bᵀ`, where `a` is `n x k` and `b` is `p x k` (both row-major) and `out` is
 /// `n x p`: every row of `a` against every row of `b`. This is the kernel of similarity search
 /// and of dense layers. It runs on one thread with the `matrixmultiply` crate's blocked kernels
-/// (the ones `ndarray` uses), which pick SIMD instructions at run time.
+/// (the ones `ndarray` uses), which pick SIMD instructions at run time. In a WebAssembly plugin
+/// the engine computes it natively (the `matmul-abt` host function, charged to the plugin's
+/// fuel), so a plugin's results equal the built-in router's; when the sandbox policy turns
+/// host kernels off, the SDK's own WebAssembly SIMD kernel computes it in the plugin.
 ///
 /// # Panics
 /// When a slice length does not match its shape.
@@ -163,6 +207,14 @@ pub fn matmul_abt(a: &[f32], b: &[f32], n: usize, k: usize, p: usize, out: &mut 
     }
     if k == 0 {
         out.fill(0.0);
+        return;
+    }
+    // In the engine's sandbox the host computes it natively (unless its policy says not to).
+    #[cfg(target_family = "wasm")]
+    if let Some(product) = crate::__wasm::host_matmul(a, b, n, k, p)
+        && product.len() == out.len()
+    {
+        out.copy_from_slice(&product);
         return;
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -430,6 +482,28 @@ mod tests {
         assert_eq!(top_k(&row, 3), vec![1, 3, 5]);
         assert_eq!(top_k(&row, 10), vec![1, 3, 5, 2, 0]);
         assert!(top_k(&row, 0).is_empty());
+    }
+
+    #[test]
+    fn top_k_equals_a_full_sort_across_chunks() {
+        let mut rng = crate::Rng::new(3);
+        for len in [0, 1, 63, 64, 65, 200, 1000, 4099] {
+            for k in [1, 5, 70] {
+                // Few distinct values (many ties), some NaNs and infinities.
+                let row: Vec<f32> = (0..len)
+                    .map(|_| match rng.below(50) {
+                        0 => f32::NAN,
+                        1 => f32::NEG_INFINITY,
+                        2 => f32::INFINITY,
+                        x => (x % 9) as f32 * 0.25 - 1.0,
+                    })
+                    .collect();
+                let mut idx: Vec<usize> = (0..len).filter(|&i| !row[i].is_nan()).collect();
+                idx.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
+                idx.truncate(k);
+                assert_eq!(top_k(&row, k), idx, "len {len}, k {k}");
+            }
+        }
     }
 
     #[test]

@@ -91,6 +91,20 @@ fn wasm_knn_equals_builtin_on_embedded_data_and_reruns_identically() {
     let b = run_isolated(&cache, &one);
     assert_eq!(b.code, 0, "{}", b.stderr);
     assert_eq!(results_without_times(&va), results_without_times(&b.json()));
+    // With host kernels off, the product is computed inside the sandbox by the SDK's own
+    // WebAssembly SIMD kernel: the same numbers, more fuel.
+    let mut guest = args.to_vec();
+    guest.extend(["--host-kernels", "false"]);
+    let c = run_isolated(&cache, &guest);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let vc = c.json();
+    assert_same_as_builtin(results(&vc));
+    let fuel = |v: &Value| {
+        find(results(v), "knn@wasm", 9, "all_models")["fuel"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(fuel(&vc) > fuel(&va), "{} vs {}", fuel(&vc), fuel(&va));
 }
 
 #[test]
@@ -167,8 +181,10 @@ fn the_example_router_runs_as_wasm_as_it_does_built_in() {
 #[test]
 fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
     let cache = TempDir::new("wasm-hostile");
-    let cases: [(&str, &str); 15] = [
+    let cases: [(&str, &str); 17] = [
         ("mode=exit", "trap"),
+        ("mode=matmul_bomb", "out_of_memory"),
+        ("mode=matmul_heavy", "out_of_fuel"),
         ("mode=ok", "ok"),
         ("mode=panic", "trap"),
         ("mode=panic,stage=create", "trap"),
@@ -243,6 +259,11 @@ fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
             .contains("`create` panicked")
     );
     assert!(kind("hostile@wasm:mode=exit").1.contains("called exit("));
+    assert!(
+        kind("hostile@wasm:mode=matmul_heavy")
+            .1
+            .contains("`fit` used up the fuel budget")
+    );
     assert!(
         kind("hostile@wasm:mode=memory_bomb")
             .1

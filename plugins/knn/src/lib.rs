@@ -40,8 +40,14 @@ pub const DEFAULT_K: usize = 5;
 /// training matrix for every block, so blocks must be large: on RouterEval's largest shape,
 /// 128-query blocks cost 1.21x a single product and 512-query blocks 1.08x
 /// (`benches/route.rs`). A block of similarities takes `512 x N_train x 4` bytes (23 MB at
-/// N_train = 11,233).
-const BLOCK: usize = 512;
+/// N_train = 11,233). In a WebAssembly plugin the engine computes the product natively and
+/// every call copies the training matrix across the sandbox boundary, so the blocks are larger
+/// still (one call for RouterEval's largest test split: 1,405 queries, 63 MB of similarities).
+const BLOCK: usize = if cfg!(target_family = "wasm") {
+    2048
+} else {
+    512
+};
 
 /// The kNN router. See the crate docs.
 #[derive(Clone, Debug)]

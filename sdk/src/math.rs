@@ -152,9 +152,11 @@ pub fn l2_normalise_rows(data: &mut [f32], dim: usize) {
 /// Indices of the `k` largest values of `row`, largest first; on equal values the lower index
 /// comes first; NaNs are never selected. Returns fewer than `k` when the row is shorter.
 pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
-    // Once `best` is full, most values lose to its last one: a chunk whose maximum does not beat
-    // it is skipped with a few vector instructions (eight lane-wise maxima, which the compiler
-    // vectorises natively and for WebAssembly SIMD) instead of a branch per value.
+    // Once `best` is full, most values lose to its last one: a chunk none of whose values beats
+    // it is skipped with a few vector instructions (eight lane-wise comparisons, which the
+    // compiler vectorises natively and for WebAssembly SIMD) instead of a branch per value.
+    // Comparisons, not maxima: a NaN compares false and so is ignored, whatever the platform's
+    // max instruction does with NaNs.
     const CHUNK: usize = 64;
     const LANES: usize = 8;
     let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
@@ -163,15 +165,14 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     }
     for (c, chunk) in row.chunks(CHUNK).enumerate() {
         if best.len() == k && chunk.len() == CHUNK {
-            let mut m = [f32::NEG_INFINITY; LANES];
+            let threshold = best[k - 1].0;
+            let mut beats = [false; LANES];
             for group in chunk.chunks_exact(LANES) {
                 for l in 0..LANES {
-                    // NaN never wins a `>`, so NaNs are ignored as below.
-                    m[l] = if group[l] > m[l] { group[l] } else { m[l] };
+                    beats[l] |= group[l] > threshold;
                 }
             }
-            let threshold = best[k - 1].0;
-            if !m.iter().any(|&x| x > threshold) {
+            if !beats.iter().any(|&b| b) {
                 continue;
             }
         }

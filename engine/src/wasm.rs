@@ -54,6 +54,10 @@ pub const ABI: &str = "routereval:router@1.0.0";
 const ROUTER_EXPORT: &str = "routereval:router/router@1.0.0";
 const ROUTER_EXPORT_PREFIX: &str = "routereval:router/router@";
 
+/// What `info` may use when a plugin is loaded (fuel, seconds): a plugin that cannot say its
+/// name within it is not loaded into a run that would wait for it.
+const INFO_BUDGET: (u64, f64) = (1_000_000_000, 10.0);
+
 /// How often the epoch advances; the wall-clock deadline is checked at this granularity.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -405,7 +409,8 @@ impl WasmPlugin {
         let Ok(pre) = &self.ready else {
             return Ok(());
         };
-        let mut run = Instance::start(&self.host, 0, pre).map_err(|e| e.error)?;
+        let mut run =
+            Instance::start(&self.host, 0, pre, Some(INFO_BUDGET)).map_err(|e| e.error)?;
         let info = run
             .call("info", |p, s| p.routereval_router_router().call_info(s))
             .map_err(|e| e.error)?;
@@ -493,7 +498,7 @@ impl WasmPlugin {
             .ready
             .as_ref()
             .map_err(|e| (e.clone(), None, String::new()))?;
-        let mut inst = Instance::start(&self.host, params.seed(), pre)
+        let mut inst = Instance::start(&self.host, params.seed(), pre, None)
             .map_err(|f| (f.error, None, String::new()))?;
         let wit_params: Vec<wit::Param> = params
             .iter()
@@ -644,23 +649,29 @@ struct Instance<'h> {
 }
 
 impl<'h> Instance<'h> {
+    /// A fresh instance under the policy's limits, or under `budget` (fuel, seconds) when
+    /// given.
     fn start(
         host: &'h WasmHost,
         seed: u64,
         pre: &bindings::PluginPre<State>,
+        budget: Option<(u64, f64)>,
     ) -> std::result::Result<Self, Failure> {
         let policy = &host.policy;
-        let mut store = Store::new(&host.engine, State::new(policy, seed));
+        let (fuel, secs) = budget.unwrap_or((policy.fuel, policy.timeout_secs));
+        let mut state = State::new(policy, seed);
+        (state.fuel_budget, state.timeout_secs) = (fuel, secs);
+        state.deadline = deadline_after(secs);
+        let mut store = Store::new(&host.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let fuel = if policy.fuel == 0 {
-            u64::MAX
-        } else {
-            policy.fuel
-        };
+        // What one call may hand the host (wasmtime's guard, 128 MiB by default) is bounded by
+        // the memory the plugin may have anyway.
+        store.set_hostcall_fuel(policy.memory_bytes());
+        let fuel = if fuel == 0 { u64::MAX } else { fuel };
         store
             .set_fuel(fuel)
             .expect("the engine is configured to consume fuel");
-        let ticks = (policy.timeout_secs / TICK.as_secs_f64()).ceil() as u64 + 1;
+        let ticks = ((secs / TICK.as_secs_f64()).ceil() as u64).saturating_add(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         match pre.instantiate(&mut store) {
@@ -814,14 +825,14 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
                 "out_of_fuel",
                 format!(
                     "`{stage}` used up the fuel budget of {} (raise it with --fuel)",
-                    policy.fuel
+                    state.fuel_budget
                 ),
             ),
             Some(Trap::Interrupt) => (
                 "timeout",
                 format!(
                     "`{stage}` was stopped at the {} s deadline (raise it with --timeout)",
-                    policy.timeout_secs
+                    state.timeout_secs
                 ),
             ),
             Some(Trap::StackOverflow) => (
@@ -829,6 +840,14 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
                 format!(
                     "`{stage}` overflowed the sandbox's {} KiB stack (raise it with --stack-limit)",
                     policy.stack_kib
+                ),
+            ),
+            _ if format!("{e:#}").contains("fuel allocated for hostcalls") => (
+                "out_of_memory",
+                format!(
+                    "`{stage}` passed the host more data in one call than the sandbox's memory cap \
+                     of {} MiB",
+                    policy.memory_mib
                 ),
             ),
             Some(Trap::MemoryOutOfBounds)
@@ -870,6 +889,12 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
 /// The store's data: WASI state, limits, the log and the panic message.
 struct State {
     host_kernels: bool,
+    /// The fuel this instance was given (0: no limit), for messages.
+    fuel_budget: u64,
+    /// Its deadline in seconds, for messages.
+    timeout_secs: f64,
+    /// When its deadline passes (host code checks it; the epoch stops WebAssembly code).
+    deadline: std::time::Instant,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
@@ -905,6 +930,9 @@ impl State {
             .build();
         State {
             host_kernels: policy.host_kernels,
+            fuel_budget: policy.fuel,
+            timeout_secs: policy.timeout_secs,
+            deadline: deadline_after(policy.timeout_secs),
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter {
@@ -924,6 +952,16 @@ impl WasiView for State {
             table: &mut self.table,
         }
     }
+}
+
+/// `secs` from now; a deadline too far to represent is a century away.
+fn deadline_after(secs: f64) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Fuel charged by the `matmul-abt` host kernel: one unit per this many multiply-adds.
@@ -991,8 +1029,27 @@ fn host_matmul(
         return Err(wasmtime::Error::from(Trap::OutOfFuel));
     }
     cx.set_fuel(left - cost)?;
+    // In row blocks of about 8e9 multiply-adds (a fraction of a second), with the deadline
+    // checked between them: the epoch cannot interrupt host code, and a product can be long.
+    let deadline = cx.data().deadline;
+    let rows = usize::try_from(8_000_000_000 / (k as u64 * p as u64).max(1))
+        .unwrap_or(usize::MAX)
+        .clamp(1, n.max(1));
     let mut out = vec![0.0f32; n * p];
-    routereval_sdk::matmul_abt(&a, &b, n, k, p, &mut out);
+    for start in (0..n).step_by(rows) {
+        if std::time::Instant::now() > deadline {
+            return Err(wasmtime::Error::from(Trap::Interrupt));
+        }
+        let end = (start + rows).min(n);
+        routereval_sdk::matmul_abt(
+            &a[start * k..end * k],
+            &b,
+            end - start,
+            k,
+            p,
+            &mut out[start * p..end * p],
+        );
+    }
     Ok((Some(out),))
 }
 

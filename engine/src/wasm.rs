@@ -230,16 +230,28 @@ impl WasmHost {
     }
 }
 
+/// Writes the compiled artifact atomically (a temporary file renamed into place, removed on
+/// failure) into a cache directory only its owner may write: a compiled artifact is machine
+/// code the engine will run.
 fn write_cache(file: &Path, component: &Component) -> Result<()> {
     let dir = file.parent().context("cache path has no directory")?;
-    std::fs::create_dir_all(dir)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
     let bytes = component.serialize().map_err(|e| anyhow!("{e}"))?;
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, file)?;
-    Ok(())
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(written?)
 }
 
 /// A loaded plugin: compiled, linked and ready to instantiate, or known to be unusable (with

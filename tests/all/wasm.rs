@@ -446,6 +446,16 @@ fn compiled_plugins_are_cached_and_a_damaged_entry_is_recompiled() {
     let again = WasmPlugin::load(&host, &path).unwrap();
     assert!(!again.from_cache() && again.unusable().is_none());
     assert!(WasmPlugin::load(&host, &path).unwrap().from_cache());
+
+    // A cache that cannot be written (here a file where the directory should be) costs speed,
+    // never the run.
+    let blocked = cache.path().join("not-a-dir");
+    std::fs::write(&blocked, b"").unwrap();
+    let host = WasmHost::new(SandboxPolicy::default(), Some(blocked.join("sub"))).unwrap();
+    for _ in 0..2 {
+        let p = WasmPlugin::load(&host, &path).unwrap();
+        assert!(!p.from_cache() && p.unusable().is_none());
+    }
 }
 
 #[test]

@@ -976,11 +976,12 @@ fn deadline_after(secs: f64) -> std::time::Instant {
         .unwrap_or(now)
 }
 
-/// Fuel charged by the `matmul-abt` host kernel: one unit per this many multiply-adds.
+/// Fuel charged by the host kernels (`matmul-abt`, `top-k-dot`): one unit per this many
+/// multiply-adds of the product.
 pub const MATMUL_MACS_PER_FUEL: u64 = 8;
 
 /// Defines `routereval:router/host`. Written with `func_wrap` rather than generated: the
-/// matrix kernel needs the store (to charge fuel), which wasmtime's generated host traits only
+/// matrix kernels need the store (to charge fuel), which wasmtime's generated host traits only
 /// give with its async component model.
 fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     let mut host = linker.instance("routereval:router/host@1.0.0")?;
@@ -1006,11 +1007,65 @@ fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         },
     )?;
     host.func_wrap("matmul-abt", host_matmul)?;
+    host.func_wrap("top-k-dot", host_top_k_dot)?;
     Ok(())
 }
 
-/// `matmul-abt`: checks the shapes, charges the fuel, refuses a product over the memory cap,
-/// and multiplies natively with the SDK's kernel (the one built-in routers use).
+/// The checks every host kernel makes before computing: the shapes of `a` (`n x d`) and `b`
+/// (`p x d`), a result of `out_values` 4-byte values within the memory cap, and the fuel
+/// (`n * d * p` multiply-adds), which it charges.
+fn admit(
+    cx: &mut StoreContextMut<'_, State>,
+    kernel: &str,
+    (a, b): (&[f32], &[f32]),
+    (n, d, p): (usize, usize, usize),
+    out_values: u64,
+) -> wasmtime::Result<()> {
+    if a.len() != n * d || b.len() != p * d {
+        return Err(wasmtime::format_err!(
+            "{kernel}: a has {} values and b {}, expected {n} x {d} and {p} x {d}",
+            a.len(),
+            b.len()
+        ));
+    }
+    let bytes = out_values.saturating_mul(4);
+    if bytes > cx.data().limiter.cap as u64 {
+        cx.data_mut().limiter.refused = Some(usize::try_from(bytes).unwrap_or(usize::MAX));
+        return Err(wasmtime::format_err!(
+            "{kernel}: a result of {out_values} values is over the memory cap"
+        ));
+    }
+    let cost = (n as u64 * d as u64 * p as u64).div_ceil(MATMUL_MACS_PER_FUEL);
+    let left = cx.get_fuel()?;
+    if cost > left {
+        cx.set_fuel(0)?;
+        return Err(wasmtime::Error::from(Trap::OutOfFuel));
+    }
+    cx.set_fuel(left - cost)?;
+    Ok(())
+}
+
+/// Runs `f` over blocks of rows `start..end` of `n`, each about 8e9 multiply-adds of a `d x p`
+/// product (a fraction of a second), checking the deadline between them: the epoch cannot
+/// interrupt host code, and a kernel can be long.
+fn in_row_blocks(
+    deadline: std::time::Instant,
+    (n, d, p): (usize, usize, usize),
+    mut f: impl FnMut(usize, usize),
+) -> wasmtime::Result<()> {
+    let rows = usize::try_from(8_000_000_000 / (d as u64 * p as u64).max(1))
+        .unwrap_or(usize::MAX)
+        .clamp(1, n.max(1));
+    for start in (0..n).step_by(rows) {
+        if std::time::Instant::now() > deadline {
+            return Err(wasmtime::Error::from(Trap::Interrupt));
+        }
+        f(start, (start + rows).min(n));
+    }
+    Ok(())
+}
+
+/// `matmul-abt`: `a · bᵀ` natively, with the SDK's kernel (the one built-in routers use).
 #[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
 fn host_matmul(
     mut cx: StoreContextMut<'_, State>,
@@ -1020,39 +1075,15 @@ fn host_matmul(
         return Ok((None,));
     }
     let (n, k, p) = (n as usize, k as usize, p as usize);
-    if a.len() != n * k || b.len() != p * k {
-        return Err(wasmtime::format_err!(
-            "matmul-abt: a has {} values and b {}, expected {n} x {k} and {p} x {k}",
-            a.len(),
-            b.len()
-        ));
-    }
-    let bytes = (n as u64 * p as u64).saturating_mul(4);
-    if bytes > cx.data().limiter.cap as u64 {
-        cx.data_mut().limiter.refused = Some(usize::try_from(bytes).unwrap_or(usize::MAX));
-        return Err(wasmtime::format_err!(
-            "matmul-abt: a {n} x {p} product is over the memory cap"
-        ));
-    }
-    let cost = (n as u64 * k as u64 * p as u64).div_ceil(MATMUL_MACS_PER_FUEL);
-    let left = cx.get_fuel()?;
-    if cost > left {
-        cx.set_fuel(0)?;
-        return Err(wasmtime::Error::from(Trap::OutOfFuel));
-    }
-    cx.set_fuel(left - cost)?;
-    // In row blocks of about 8e9 multiply-adds (a fraction of a second), with the deadline
-    // checked between them: the epoch cannot interrupt host code, and a product can be long.
-    let deadline = cx.data().deadline;
-    let rows = usize::try_from(8_000_000_000 / (k as u64 * p as u64).max(1))
-        .unwrap_or(usize::MAX)
-        .clamp(1, n.max(1));
+    admit(
+        &mut cx,
+        "matmul-abt",
+        (&a, &b),
+        (n, k, p),
+        n as u64 * p as u64,
+    )?;
     let mut out = vec![0.0f32; n * p];
-    for start in (0..n).step_by(rows) {
-        if std::time::Instant::now() > deadline {
-            return Err(wasmtime::Error::from(Trap::Interrupt));
-        }
-        let end = (start + rows).min(n);
+    in_row_blocks(cx.data().deadline, (n, k, p), |start, end| {
         routereval_sdk::matmul_abt(
             &a[start * k..end * k],
             &b,
@@ -1061,8 +1092,40 @@ fn host_matmul(
             p,
             &mut out[start * p..end * p],
         );
-    }
+    })?;
     Ok((Some(out),))
+}
+
+/// `top-k-dot`: nearest neighbours by dot product natively, with the SDK's code.
+#[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
+fn host_top_k_dot(
+    mut cx: StoreContextMut<'_, State>,
+    (a, b, n, d, p, k): (Vec<f32>, Vec<f32>, u32, u32, u32, u32),
+) -> wasmtime::Result<(Option<Vec<u32>>,)> {
+    if !cx.data().host_kernels {
+        return Ok((None,));
+    }
+    let (n, d, p, k) = (n as usize, d as usize, p as usize, k as usize);
+    let per_row = k.min(p);
+    admit(
+        &mut cx,
+        "top-k-dot",
+        (&a, &b),
+        (n, d, p),
+        n as u64 * per_row as u64,
+    )?;
+    let mut found = Vec::with_capacity(n * per_row);
+    in_row_blocks(cx.data().deadline, (n, d, p), |start, end| {
+        found.extend(routereval_sdk::top_k_dot_local(
+            &a[start * d..end * d],
+            &b,
+            end - start,
+            d,
+            p,
+            k,
+        ));
+    })?;
+    Ok((Some(found),))
 }
 
 /// The memory cap. The limit is not a wasmtime `Trap`: the limiter records that it refused, so

@@ -18,10 +18,11 @@
 //! pool) and calls, in order: `info`, `create(seed, params)`, `fit(train, val)`,
 //! `route(queries)`. Matrices are row-major `list<f32>`; scores are never sent to `route`.
 //! The only imports are `routereval:router/host`: a log line, the panic message the SDK's
-//! panic hook sends before the guest traps, and `matmul-abt`, the matrix product behind
-//! [`crate::matmul_abt`], computed natively by the engine and charged to the plugin's fuel (one
-//! unit per 8 multiply-adds), or `none` when the engine's policy keeps all computation in the
-//! sandbox. A component built for `wasm32-wasip2` also imports
+//! panic hook sends before the guest traps, and two kernels computed natively by the engine
+//! and charged to the plugin's fuel (one unit per 8 multiply-adds): `matmul-abt` behind
+//! [`crate::matmul_abt`] and `top-k-dot` behind [`crate::top_k_dot`]. Each returns `none` when
+//! the engine's policy keeps all computation in the sandbox; the SDK then computes it in the
+//! plugin. A component built for `wasm32-wasip2` also imports
 //! WASI interfaces from Rust's standard library; the engine provides them with everything
 //! denied or made deterministic: no preopened directories, no network, no environment or
 //! arguments, clocks frozen at zero, random bytes from a generator seeded by the run's seed,

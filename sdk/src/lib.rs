@@ -63,7 +63,7 @@
 //!   Derive all randomness from [`Params::seed`] with [`Rng`].
 //! - [`RouterError`]: one error type; its variant becomes the failure's kind in the results.
 //! - Helpers: [`softmax_in_place`], [`normalise_in_place`], [`argmax`], [`dot`],
-//!   [`cosine_similarity`], [`top_k`], [`matmul_abt`], [`Rng`].
+//!   [`cosine_similarity`], [`top_k`], [`matmul_abt`], [`top_k_dot`] (kNN search), [`Rng`].
 //!
 //! ## Plugins
 //!
@@ -106,7 +106,7 @@ pub use error::RouterError;
 pub use log::{Level, log};
 pub use math::{
     argmax, cosine_similarity, dot, l2_norm, l2_normalise_rows, matmul_abt, normalise_in_place,
-    softmax_f64, softmax_in_place, top_k,
+    softmax_f64, softmax_in_place, top_k, top_k_dot, top_k_dot_local,
 };
 pub use params::{ParamValue, Params};
 pub use rng::Rng;

@@ -189,6 +189,58 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     best.into_iter().map(|(_, i)| i).collect()
 }
 
+/// Nearest neighbours by dot product: for each of the `n` rows of `a` (`n x d`), the indices of
+/// the `k` rows of `b` (`p x d`) with the largest dot products, largest first, ties to the lower
+/// index (as [`top_k`] on that row of `a · bᵀ`); NaN products rank after every number, in index
+/// order, so every row has the same length. Returns `n` rows of `min(k, p)` indices, flat. With
+/// L2-normalised rows this is cosine kNN.
+///
+/// It runs the product in blocks of rows, so the `n x p` similarity matrix never exists whole.
+/// In a WebAssembly plugin the engine computes it natively (the `top-k-dot` host function,
+/// charged to the plugin's fuel): neither the similarities nor the selection then run in the
+/// sandbox, and the result equals the built-in computation.
+///
+/// # Panics
+/// When a slice length does not match its shape.
+pub fn top_k_dot(a: &[f32], b: &[f32], n: usize, d: usize, p: usize, k: usize) -> Vec<u32> {
+    assert_eq!(a.len(), n * d, "top_k_dot: a is not n x d");
+    assert_eq!(b.len(), p * d, "top_k_dot: b is not p x d");
+    #[cfg(target_family = "wasm")]
+    if let Some(found) = crate::__wasm::host_top_k_dot(a, b, n, d, p, k)
+        && found.len() == n * k.min(p)
+    {
+        return found;
+    }
+    top_k_dot_local(a, b, n, d, p, k)
+}
+
+/// [`top_k_dot`] computed here, in blocks of 512 rows of `a` (the product kernel repacks `b`
+/// for every block, so blocks must be large; 512 costs 1.08x one whole product).
+pub fn top_k_dot_local(a: &[f32], b: &[f32], n: usize, d: usize, p: usize, k: usize) -> Vec<u32> {
+    const BLOCK: usize = 512;
+    let mut found = Vec::with_capacity(n * k.min(p));
+    let mut sims = vec![0.0f32; BLOCK.min(n) * p];
+    for start in (0..n).step_by(BLOCK) {
+        let rows = BLOCK.min(n - start);
+        let block = &mut sims[..rows * p];
+        matmul_abt(&a[start * d..(start + rows) * d], b, rows, d, p, block);
+        for r in 0..rows {
+            let row = &block[r * p..(r + 1) * p];
+            let best = top_k(row, k);
+            let short = k.min(p) - best.len();
+            found.extend(best.into_iter().map(|i| i as u32));
+            // Only NaNs were left out: they fill the row, lowest index first.
+            found.extend(
+                (0..p)
+                    .filter(|&j| row[j].is_nan())
+                    .take(short)
+                    .map(|j| j as u32),
+            );
+        }
+    }
+    found
+}
+
 /// `out = a · bᵀ`, where `a` is `n x k` and `b` is `p x k` (both row-major) and `out` is
 /// `n x p`: every row of `a` against every row of `b`. This is the kernel of similarity search
 /// and of dense layers. It runs on one thread with the `matrixmultiply` crate's blocked kernels
@@ -503,6 +555,34 @@ mod tests {
                 idx.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
                 idx.truncate(k);
                 assert_eq!(top_k(&row, k), idx, "len {len}, k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_dot_equals_top_k_of_the_product_and_pads_nans_last() {
+        let mut rng = crate::Rng::new(11);
+        let (n, d, p) = (600, 5, 70); // two blocks of rows
+        let a: Vec<f32> = (0..n * d).map(|_| rng.below(3) as f32 - 1.0).collect();
+        let mut b: Vec<f32> = (0..p * d).map(|_| rng.below(3) as f32 - 1.0).collect();
+        b[3 * d] = f32::NAN; // row 3 of b gives NaN products
+        let mut prod = vec![0.0f32; n * p];
+        matmul_abt(&a, &b, n, d, p, &mut prod);
+        for k in [1, 4, 70, 100] {
+            let found = top_k_dot(&a, &b, n, d, p, k);
+            let per_row = k.min(p);
+            assert_eq!(found.len(), n * per_row);
+            for i in 0..n {
+                let row = &prod[i * p..(i + 1) * p];
+                let mut want: Vec<u32> = top_k(row, k).into_iter().map(|j| j as u32).collect();
+                if want.len() < per_row {
+                    want.push(3);
+                }
+                assert_eq!(
+                    &found[i * per_row..(i + 1) * per_row],
+                    &want[..],
+                    "row {i}, k {k}"
+                );
             }
         }
     }

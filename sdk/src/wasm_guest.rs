@@ -147,6 +147,24 @@ pub fn host_matmul(a: &[f32], b: &[f32], n: usize, k: usize, p: usize) -> Option
     host::matmul_abt(a, b, n, k, p)
 }
 
+/// Nearest neighbours by dot product, by the engine; `None` when host kernels are off.
+pub fn host_top_k_dot(
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    d: usize,
+    p: usize,
+    k: usize,
+) -> Option<Vec<u32>> {
+    let (n, d, p, k) = (
+        u32::try_from(n).ok()?,
+        u32::try_from(d).ok()?,
+        u32::try_from(p).ok()?,
+        u32::try_from(k).ok()?,
+    );
+    host::top_k_dot(a, b, n, d, p, k)
+}
+
 /// Writes a line to the evaluation's log.
 pub fn log(level: crate::Level, message: &str) {
     let level = match level {

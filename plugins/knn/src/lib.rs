@@ -24,30 +24,19 @@
 //!
 //! ## Speed
 //!
-//! Similarities are computed block by block (512 test queries at a time) as one matrix product
-//! of L2-normalised embeddings, then a single pass per row keeps the `k` best. On RouterEval's
-//! largest shape the cost is that of the matrix product; see `benches/route.rs`.
+//! The neighbours come from the SDK's [`top_k_dot`] on L2-normalised embeddings: the
+//! similarities are computed block by block (512 test queries at a time) as one matrix product,
+//! then a single pass per row keeps the `k` best. On RouterEval's largest shape the cost is that
+//! of the matrix product; see `benches/route.rs`. As a WebAssembly plugin the engine runs that
+//! search natively, so the plugin gives the built-in router's results at close to its speed.
 
 use routereval_sdk::{
-    Params, Queries, Router, RouterError, Routing, Split, argmax, l2_normalise_rows, matmul_abt,
-    softmax_f64, top_k,
+    Params, Queries, Router, RouterError, Routing, Split, argmax, l2_normalise_rows, softmax_f64,
+    top_k_dot,
 };
 
 /// Default number of neighbours, RouterEval's setting.
 pub const DEFAULT_K: usize = 5;
-
-/// Test queries per block of the similarity product. The matrix kernel repacks the whole
-/// training matrix for every block, so blocks must be large: on RouterEval's largest shape,
-/// 128-query blocks cost 1.21x a single product and 512-query blocks 1.08x
-/// (`benches/route.rs`). A block of similarities takes `512 x N_train x 4` bytes (23 MB at
-/// N_train = 11,233). In a WebAssembly plugin the engine computes the product natively and
-/// every call copies the training matrix across the sandbox boundary, so the blocks are larger
-/// still (one call for RouterEval's largest test split: 1,405 queries, 63 MB of similarities).
-const BLOCK: usize = if cfg!(target_family = "wasm") {
-    2048
-} else {
-    512
-};
 
 /// The kNN router. See the crate docs.
 #[derive(Clone, Debug)]
@@ -125,36 +114,24 @@ impl Router for Knn {
         let mut q = queries.embeddings().to_vec();
         l2_normalise_rows(&mut q, dim);
 
+        // Cosine similarity of unit vectors is their dot product.
+        let per_row = self.k.min(nt);
+        let neighbours = top_k_dot(&q, &self.train_embeddings, n, dim, nt, self.k);
         let mut belief = vec![0.0f32; n * m];
         let mut choices = Vec::with_capacity(n);
-        let mut sims = vec![0.0f32; BLOCK.min(n) * nt];
         let mut mean = vec![0.0f64; m];
         let inv_k = 1.0 / self.k as f64;
-        for start in (0..n).step_by(BLOCK) {
-            let b = BLOCK.min(n - start);
-            let block = &mut sims[..b * nt];
-            matmul_abt(
-                &q[start * dim..(start + b) * dim],
-                &self.train_embeddings,
-                b,
-                dim,
-                nt,
-                block,
-            );
-            for r in 0..b {
-                let neighbours = top_k(&block[r * nt..(r + 1) * nt], self.k);
-                mean.fill(0.0);
-                for &t in &neighbours {
-                    let row = &self.train_scores[t * m..(t + 1) * m];
-                    for (acc, &s) in mean.iter_mut().zip(row) {
-                        *acc += f64::from(s);
-                    }
+        for (i, found) in neighbours.chunks(per_row.max(1)).take(n).enumerate() {
+            mean.fill(0.0);
+            for &t in found {
+                let row = &self.train_scores[t as usize * m..(t as usize + 1) * m];
+                for (acc, &s) in mean.iter_mut().zip(row) {
+                    *acc += f64::from(s);
                 }
-                mean.iter_mut().for_each(|v| *v *= inv_k);
-                let i = start + r;
-                choices.push(argmax(&mean).unwrap_or(0) as u32);
-                softmax_f64(&mean, &mut belief[i * m..(i + 1) * m]);
             }
+            mean.iter_mut().for_each(|v| *v *= inv_k);
+            choices.push(argmax(&mean).unwrap_or(0) as u32);
+            softmax_f64(&mean, &mut belief[i * m..(i + 1) * m]);
         }
         Routing::from_belief(n, m, belief)?.with_choices(choices)
     }

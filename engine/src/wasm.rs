@@ -421,11 +421,8 @@ impl WasmPlugin {
         let Ok(pre) = &self.ready else {
             return Ok(());
         };
-        let mut run =
-            Instance::start(&self.host, 0, pre, Some(INFO_BUDGET)).map_err(|e| e.error)?;
-        let info = run
-            .call("info", |p, s| p.routereval_router_router().call_info(s))
-            .map_err(|e| e.error)?;
+        let mut run = Instance::start(&self.host, 0, pre, Some(INFO_BUDGET))?;
+        let info = run.call("info", |p, s| p.routereval_router_router().call_info(s))?;
         let name = info.name.trim();
         if !name.is_empty()
             && name.len() <= 64
@@ -511,7 +508,7 @@ impl WasmPlugin {
             .as_ref()
             .map_err(|e| (e.clone(), None, String::new()))?;
         let mut inst = Instance::start(&self.host, params.seed(), pre, None)
-            .map_err(|f| (f.error, None, String::new()))?;
+            .map_err(|e| (e, None, String::new()))?;
         let wit_params: Vec<wit::Param> = params
             .iter()
             .map(|(k, v)| wit::Param {
@@ -530,7 +527,7 @@ impl WasmPlugin {
                 .call_create(s, seed, &wit_params)
         }) {
             Ok(()) => Ok(Session { inst }),
-            Err(f) => Err((f.error, Some(inst.fuel_used()), inst.take_log())),
+            Err(e) => Err((e, Some(inst.fuel_used()), inst.take_log())),
         }
     }
 }
@@ -559,11 +556,9 @@ impl Session<'_> {
         val: &Split<'_>,
     ) -> std::result::Result<(), EvalError> {
         let (train, val) = (split_to_wit(train), split_to_wit(val));
-        self.inst
-            .call_router("fit", |p, s| {
-                p.routereval_router_router().call_fit(s, &train, &val)
-            })
-            .map_err(|f| f.error)
+        self.inst.call_router("fit", |p, s| {
+            p.routereval_router_router().call_fit(s, &train, &val)
+        })
     }
 
     /// `route(test)`, with the output cap and the routing's shape checked (the engine's
@@ -576,13 +571,10 @@ impl Session<'_> {
             embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
             prompts: test.prompts().iter().map(str::to_string).collect(),
         };
-        let routing = self
-            .inst
-            .call_router("route", |p, s| {
-                p.routereval_router_router().call_route(s, &queries)
-            })
-            .map_err(|f| f.error)?;
-        routing_from_wit(routing, self.inst.host.policy.max_output_bytes()).map_err(|f| f.error)
+        let routing = self.inst.call_router("route", |p, s| {
+            p.routereval_router_router().call_route(s, &queries)
+        })?;
+        routing_from_wit(routing, self.inst.host.policy.max_output_bytes())
     }
 
     /// Fuel consumed so far.
@@ -624,10 +616,8 @@ fn split_to_wit(s: &Split<'_>) -> wit::Split {
     }
 }
 
-fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing, Failure> {
-    let invalid = |why: String| Failure {
-        error: unusable("invalid_output", format!("invalid output: {why}")),
-    };
+fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing, EvalError> {
+    let invalid = |why: String| unusable("invalid_output", format!("invalid output: {why}"));
     let size = (r.belief.data.len() + r.choices.as_ref().map_or(0, Vec::len)) * 4;
     if size > cap {
         return Err(invalid(format!(
@@ -647,11 +637,6 @@ fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing,
     }
 }
 
-/// A typed failure of one evaluation.
-struct Failure {
-    error: EvalError,
-}
-
 /// One instance in its own store, for one evaluation.
 struct Instance<'h> {
     host: &'h WasmHost,
@@ -668,7 +653,7 @@ impl<'h> Instance<'h> {
         seed: u64,
         pre: &bindings::PluginPre<State>,
         budget: Option<(u64, f64)>,
-    ) -> std::result::Result<Self, Failure> {
+    ) -> std::result::Result<Self, EvalError> {
         let policy = &host.policy;
         let (fuel, secs) = budget.unwrap_or((policy.fuel, policy.timeout_secs));
         let mut state = State::new(policy, seed);
@@ -702,7 +687,7 @@ impl<'h> Instance<'h> {
         &mut self,
         stage: &str,
         f: impl FnOnce(&bindings::Plugin, &mut Store<State>) -> wasmtime::Result<T>,
-    ) -> std::result::Result<T, Failure> {
+    ) -> std::result::Result<T, EvalError> {
         f(&self.plugin, &mut self.store)
             .map_err(|e| classify(self.host, self.store.data(), stage, &e))
     }
@@ -716,7 +701,7 @@ impl<'h> Instance<'h> {
             &bindings::Plugin,
             &mut Store<State>,
         ) -> wasmtime::Result<std::result::Result<T, wit::RouterError>>,
-    ) -> std::result::Result<T, Failure> {
+    ) -> std::result::Result<T, EvalError> {
         self.call(stage, f)?.map_err(|e| {
             let kind = match e.kind {
                 wit::ErrorKind::InvalidParams => "invalid parameters",
@@ -726,15 +711,13 @@ impl<'h> Instance<'h> {
                 wit::ErrorKind::Panic => "router panicked",
                 wit::ErrorKind::Other => "router error",
             };
-            Failure {
-                error: unusable(
-                    "router_error",
-                    format!(
-                        "`{stage}` returned an error: {kind}: {}",
-                        clip(&e.message, 4096)
-                    ),
+            unusable(
+                "router_error",
+                format!(
+                    "`{stage}` returned an error: {kind}: {}",
+                    clip(&e.message, 4096)
                 ),
-            }
+            )
         })
     }
 
@@ -819,7 +802,7 @@ fn squeeze_backtrace(text: &str) -> String {
 }
 
 /// Turns a wasmtime error from `stage` into the evaluation's typed failure.
-fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) -> Failure {
+fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) -> EvalError {
     let policy = &host.policy;
     let (kind, message) = if let Some(asked) = state.limiter.refused {
         (
@@ -893,9 +876,7 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
             },
         }
     };
-    Failure {
-        error: unusable(kind, message),
-    }
+    unusable(kind, message)
 }
 
 /// The store's data: WASI state, limits, the log and the panic message.
@@ -1011,7 +992,8 @@ fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// The checks every host kernel makes before computing: the shapes of `a` (`n x d`) and `b`
+/// The checks every host kernel makes before computing: whether the policy lets the host
+/// compute at all (`false`: the kernel answers `none`), the shapes of `a` (`n x d`) and `b`
 /// (`p x d`), a result of `out_values` 4-byte values within the memory cap, and the fuel
 /// (`n * d * p` multiply-adds), which it charges.
 fn admit(
@@ -1020,7 +1002,10 @@ fn admit(
     (a, b): (&[f32], &[f32]),
     (n, d, p): (usize, usize, usize),
     out_values: u64,
-) -> wasmtime::Result<()> {
+) -> wasmtime::Result<bool> {
+    if !cx.data().host_kernels {
+        return Ok(false);
+    }
     if a.len() != n * d || b.len() != p * d {
         return Err(wasmtime::format_err!(
             "{kernel}: a has {} values and b {}, expected {n} x {d} and {p} x {d}",
@@ -1042,7 +1027,7 @@ fn admit(
         return Err(wasmtime::Error::from(Trap::OutOfFuel));
     }
     cx.set_fuel(left - cost)?;
-    Ok(())
+    Ok(true)
 }
 
 /// Runs `f` over blocks of rows `start..end` of `n`, each about 8e9 multiply-adds of a `d x p`
@@ -1071,17 +1056,16 @@ fn host_matmul(
     mut cx: StoreContextMut<'_, State>,
     (a, b, n, k, p): (Vec<f32>, Vec<f32>, u32, u32, u32),
 ) -> wasmtime::Result<(Option<Vec<f32>>,)> {
-    if !cx.data().host_kernels {
-        return Ok((None,));
-    }
     let (n, k, p) = (n as usize, k as usize, p as usize);
-    admit(
+    if !admit(
         &mut cx,
         "matmul-abt",
         (&a, &b),
         (n, k, p),
         n as u64 * p as u64,
-    )?;
+    )? {
+        return Ok((None,));
+    }
     let mut out = vec![0.0f32; n * p];
     in_row_blocks(cx.data().deadline, (n, k, p), |start, end| {
         routereval_sdk::matmul_abt(
@@ -1102,18 +1086,17 @@ fn host_top_k_dot(
     mut cx: StoreContextMut<'_, State>,
     (a, b, n, d, p, k): (Vec<f32>, Vec<f32>, u32, u32, u32, u32),
 ) -> wasmtime::Result<(Option<Vec<u32>>,)> {
-    if !cx.data().host_kernels {
-        return Ok((None,));
-    }
     let (n, d, p, k) = (n as usize, d as usize, p as usize, k as usize);
     let per_row = k.min(p);
-    admit(
+    if !admit(
         &mut cx,
         "top-k-dot",
         (&a, &b),
         (n, d, p),
         n as u64 * per_row as u64,
-    )?;
+    )? {
+        return Ok((None,));
+    }
     let mut found = Vec::with_capacity(n * per_row);
     in_row_blocks(cx.data().deadline, (n, d, p), |start, end| {
         found.extend(routereval_sdk::top_k_dot_local(

@@ -15,11 +15,12 @@ use routereval_sdk::Params;
 
 use crate::config::RunConfig;
 use crate::data::{Difficulty, RouterDataset};
+use crate::native::{self, Isolation, NativePlugin, PluginFormat};
 use crate::routers::{Contender, Registry};
 use crate::run::{self, EvalResult, Selection};
 use crate::sandbox::SandboxPolicy;
 use crate::wasm::{self, WasmHost, WasmPlugin};
-use crate::{dataset, embedded, report};
+use crate::{dataset, embedded, isolate, report};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -28,6 +29,7 @@ Examples:
   routereval-engine --dataset data/router_dataset --difficulty easy --format json
   routereval-engine --config configs/default.toml
   routereval-engine --router knn --plugin my_router.wasm:k=7 --fuel 1000000000000
+  routereval-engine --plugin target/release/libmy_router.so --isolate process
   routereval-engine routers                      list routers, their parameters, and the bounds
 
 Exit status: 0 when every evaluation succeeded, 1 when some failed (the others are still
@@ -54,6 +56,21 @@ enum Command {
     Run(Box<RunArgs>),
     /// List the built-in routers with their parameters, and the reference bounds
     Routers,
+    /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
+    /// with this; not for people)
+    #[command(name = "__native-worker", hide = true)]
+    NativeWorker,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum IsolateArg {
+    /// In-process for native plugins whose SHA-256 is trusted (--trust, `trusted_plugins`),
+    /// a child process per evaluation for the others
+    Auto,
+    /// A child process per evaluation for every native plugin
+    Process,
+    /// Every native plugin in the engine's process (a crash ends the run)
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,9 +98,10 @@ pub struct RunArgs {
     /// random and r_o:p=0.5
     #[arg(long = "router", short = 'r', value_name = "NAME[:KEY=VALUE,...]")]
     routers: Vec<String>,
-    /// A WebAssembly router plugin (a component built for wasm32-wasip2) with parameters, e.g.
-    /// `my_router.wasm` or `my_router.wasm:k=7` (repeatable; rows after the --router rows). It
-    /// runs in the sandbox; see the sandbox options
+    /// A router plugin with parameters, e.g. `my_router.wasm:k=7` (repeatable; rows after the
+    /// --router rows): a WebAssembly component (built for wasm32-wasip2), run in the sandbox,
+    /// or a native library (`libmy_router.so`, `.dylib`, `.dll`, built with the router crate's
+    /// `native-plugin` feature), run at native speed, isolated as --isolate says
     #[arg(long = "plugin", short = 'p', value_name = "FILE[:KEY=VALUE,...]")]
     plugins: Vec<String>,
     /// Which pools: easy (m = 3, 5), hard (m = 10, 100, 1000) or all [default: all]
@@ -148,9 +166,21 @@ pub struct RunArgs {
     /// Compile plugins afresh and cache nothing
     #[arg(long, help_heading = SANDBOX, conflicts_with = "cache_dir")]
     no_cache: bool,
+    /// Where native plugins run [default: auto]
+    #[arg(long, value_enum, value_name = "MODE", help_heading = NATIVE)]
+    isolate: Option<IsolateArg>,
+    /// Trust the native plugin with this SHA-256 (hex, as the JSON output's `plugins` lists
+    /// it): with --isolate auto it runs in-process (repeatable; adds to `trusted_plugins`)
+    #[arg(long = "trust", value_name = "SHA256", help_heading = NATIVE)]
+    trusted: Vec<String>,
+    /// The executable isolated evaluations run in [default: this program]
+    #[arg(long, value_name = "FILE", hide = true)]
+    worker_exe: Option<PathBuf>,
 }
 
-const SANDBOX: &str = "Sandbox (WebAssembly plugins)";
+const SANDBOX: &str =
+    "Plugin limits (WebAssembly; timeout, output and log caps also bind isolated native plugins)";
+const NATIVE: &str = "Native plugins";
 
 /// Where the CLI writes, and whether standard error is a terminal.
 #[allow(
@@ -214,6 +244,7 @@ where
         }
     };
     let result = match cli.command {
+        Some(Command::NativeWorker) => Ok(isolate::worker_main()),
         Some(Command::Routers) => list_routers(registry, io.out).map(|()| 0),
         Some(Command::Run(args)) => run(&args, registry, io),
         None => run(&cli.run, registry, io),
@@ -253,6 +284,12 @@ fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
         "WebAssembly plugins (components of {}), run in the sandbox:\n  --plugin FILE.wasm[:key=value,...]",
         wasm::ABI
     )?;
+    writeln!(
+        out,
+        "native plugins (libraries of {}), isolated per --isolate:\n  --plugin {}[:key=value,...]",
+        native::ABI,
+        native::library_file_name("router")
+    )?;
     Ok(())
 }
 
@@ -263,6 +300,9 @@ struct Plan {
     contenders: Vec<Spec>,
     policy: SandboxPolicy,
     cache_dir: Option<PathBuf>,
+    isolate: IsolateArg,
+    trusted: Vec<String>,
+    worker_exe: Option<PathBuf>,
     selection: Selection,
     format: Format,
     threads: Option<usize>,
@@ -372,6 +412,31 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
             .or(cfg.cache_dir.clone())
             .or_else(wasm::default_cache_dir)
     };
+    let isolate = match args.isolate {
+        Some(i) => i,
+        None => match cfg.isolate.as_deref() {
+            None | Some("auto") => IsolateArg::Auto,
+            Some("process") => IsolateArg::Process,
+            Some("none") => IsolateArg::None,
+            Some(other) => bail!("config: isolate `{other}` is not auto, process or none"),
+        },
+    };
+    let mut trusted = Vec::new();
+    for (origin, t) in cfg
+        .trusted_plugins
+        .iter()
+        .map(|t| ("config trusted_plugins", t))
+        .chain(args.trusted.iter().map(|t| ("--trust", t)))
+    {
+        let t = t.trim().to_ascii_lowercase();
+        if t.len() != 64 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!(
+                "{origin}: `{t}` is not a SHA-256 (64 hex digits); `sha256sum FILE` or the JSON \
+                 output's `plugins` list gives it"
+            );
+        }
+        trusted.push(t);
+    }
     let difficulty = match args.difficulty {
         Some(DifficultyArg::Easy) => Some(Difficulty::Easy),
         Some(DifficultyArg::Hard) => Some(Difficulty::Hard),
@@ -402,6 +467,9 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
         contenders,
         policy,
         cache_dir,
+        isolate,
+        trusted,
+        worker_exe: args.worker_exe.clone(),
         selection: Selection {
             difficulty,
             candidates: args.candidates.clone().or(cfg.candidates),
@@ -456,16 +524,22 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot move `{}` to `{}`", tmp.display(), path.display()))
 }
 
-/// Loads the plugins (compiling them, or reading the compiled cache) and checks the row labels
-/// are distinct.
+/// Loads the plugins (compiling WebAssembly ones or reading the compiled cache; loading or
+/// probing native ones) and checks the row labels are distinct.
 fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender>> {
     let specs = std::mem::take(&mut plan.contenders);
     let mut host = None;
     let mut contenders = Vec::with_capacity(specs.len());
     for spec in specs {
-        match spec {
-            Spec::Ready(c) => contenders.push(c),
-            Spec::Plugin { path, params } => {
+        let (path, params) = match spec {
+            Spec::Ready(c) => {
+                contenders.push(c);
+                continue;
+            }
+            Spec::Plugin { path, params } => (path, params),
+        };
+        let (unusable, contender) = match native::sniff(&path)? {
+            PluginFormat::Wasm => {
                 let host = match &host {
                     Some(h) => h,
                     None => {
@@ -473,18 +547,41 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
                     }
                 };
                 let plugin = WasmPlugin::load(host, &path)?;
-                if let Some(e) = plugin.unusable() {
-                    let _ = writeln!(
-                        err,
-                        "warning: every evaluation of plugin `{}` will fail ({}): {}",
-                        path.display(),
-                        e.kind,
-                        e.message
-                    );
-                }
-                contenders.push(Contender::wasm(Arc::new(plugin), params));
+                (
+                    plugin.unusable().cloned(),
+                    Contender::wasm(Arc::new(plugin), params),
+                )
             }
+            PluginFormat::Native => {
+                let sha = native::file_sha256(&path)?;
+                let isolation = match plan.isolate {
+                    IsolateArg::None => Isolation::InProcess,
+                    IsolateArg::Process => Isolation::Process,
+                    IsolateArg::Auto if plan.trusted.contains(&sha) => Isolation::InProcess,
+                    IsolateArg::Auto => Isolation::Process,
+                };
+                let worker = match &plan.worker_exe {
+                    Some(w) => w.clone(),
+                    None => std::env::current_exe()
+                        .context("cannot find this program's executable to run isolated plugins")?,
+                };
+                let plugin = NativePlugin::load(&path, isolation, &worker, &plan.policy)?;
+                (
+                    plugin.unusable().cloned(),
+                    Contender::native(Arc::new(plugin), params),
+                )
+            }
+        };
+        if let Some(e) = unusable {
+            let _ = writeln!(
+                err,
+                "warning: every evaluation of plugin `{}` will fail ({}): {}",
+                path.display(),
+                e.kind,
+                e.message
+            );
         }
+        contenders.push(contender);
     }
     let mut labels: Vec<String> = contenders.iter().map(Contender::label).collect();
     labels.sort();
@@ -559,6 +656,14 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
                         "sha256": plugin.sha256(),
                         "sdk_version": plugin.sdk_version(),
                         "abi": wasm::ABI,
+                    })),
+                    Contender::Native { plugin, label, .. } => Some(serde_json::json!({
+                        "router": label,
+                        "path": plugin.path(),
+                        "sha256": plugin.sha256(),
+                        "sdk_version": plugin.sdk_version(),
+                        "abi": native::ABI,
+                        "isolation": plugin.isolation(),
                     })),
                     _ => None,
                 })

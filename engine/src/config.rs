@@ -7,6 +7,8 @@
 //! candidates = [3, 5]
 //! groups = ["all_strong", "all_weak", "strong_to_weak"]
 //! format = "table"                      # table | json
+//! isolate = "auto"                      # native plugins: auto | process | none
+//! trusted_plugins = ["<sha256>"]        # native plugins auto runs in-process
 //!
 //! [[router]]
 //! name = "knn"
@@ -19,6 +21,9 @@
 //! [[router]]                            # a WebAssembly plugin, run in the sandbox
 //! plugin = "plugins/my_router.wasm"     # relative to this file
 //! params = { k = 7 }
+//!
+//! [[router]]                            # a native plugin: isolated unless trusted
+//! plugin = "target/release/libmy_router.so"   # relative to this file
 //!
 //! [sandbox]                             # limits for plugins; defaults in SandboxPolicy
 //! fuel = 10_000_000_000_000
@@ -62,6 +67,11 @@ pub struct RunConfig {
     pub sandbox: Option<SandboxPolicy>,
     /// Where compiled plugins are cached, relative to the config file.
     pub cache_dir: Option<PathBuf>,
+    /// Where native plugins run: `auto` (default), `process` or `none`.
+    pub isolate: Option<String>,
+    /// SHA-256 digests of native plugins trusted to run in-process under `isolate = "auto"`.
+    #[serde(default)]
+    pub trusted_plugins: Vec<String>,
 }
 
 /// One `[[router]]` table: a router or bound by `name`, or a WebAssembly `plugin` file.
@@ -70,7 +80,7 @@ pub struct RunConfig {
 pub struct RouterEntry {
     /// Router or bound name.
     pub name: Option<String>,
-    /// A WebAssembly plugin file, relative to the config file.
+    /// A plugin file (WebAssembly component or native library), relative to the config file.
     pub plugin: Option<PathBuf>,
     /// Its parameters.
     #[serde(default)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
 
 use crate::bounds::Bound;
+use crate::native::NativePlugin;
 use crate::wasm::WasmPlugin;
 
 /// An object-safe router, as the engine drives it.
@@ -142,6 +143,15 @@ pub enum Contender {
         /// How it is shown: `knn@wasm` or `knn@wasm:k=7`.
         label: String,
     },
+    /// A native plugin (a dynamic library), in-process or isolated in child processes.
+    Native {
+        /// The loaded plugin.
+        plugin: Arc<NativePlugin>,
+        /// Its parameters (seed included).
+        params: Params,
+        /// How it is shown: `knn@native` or `knn@native:k=7`.
+        label: String,
+    },
     /// A reference bound.
     Bound(Bound),
 }
@@ -150,7 +160,9 @@ impl Contender {
     /// The row label.
     pub fn label(&self) -> String {
         match self {
-            Contender::Router { label, .. } | Contender::Wasm { label, .. } => label.clone(),
+            Contender::Router { label, .. }
+            | Contender::Wasm { label, .. }
+            | Contender::Native { label, .. } => label.clone(),
             Contender::Bound(b) => b.label(),
         }
     }
@@ -160,11 +172,12 @@ impl Contender {
         matches!(self, Contender::Bound(_))
     }
 
-    /// How it is loaded: `builtin`, `wasm` or `bound` (the `kind` of its results).
+    /// How it is loaded: `builtin`, `wasm`, `native` or `bound` (the `kind` of its results).
     pub fn kind(&self) -> &'static str {
         match self {
             Contender::Router { .. } => "builtin",
             Contender::Wasm { .. } => "wasm",
+            Contender::Native { .. } => "native",
             Contender::Bound(_) => "bound",
         }
     }
@@ -177,6 +190,20 @@ impl Contender {
             format!("{}@wasm:{params}", plugin.name())
         };
         Contender::Wasm {
+            plugin,
+            params,
+            label,
+        }
+    }
+
+    /// A loaded native plugin with its parameters.
+    pub fn native(plugin: Arc<NativePlugin>, params: Params) -> Contender {
+        let label = if params.is_empty() {
+            format!("{}@native", plugin.name())
+        } else {
+            format!("{}@native:{params}", plugin.name())
+        };
+        Contender::Native {
             plugin,
             params,
             label,
@@ -217,9 +244,11 @@ impl Contender {
                 Ok(Contender::Bound(Bound::OracleMix(p)))
             }
             _ => {
-                if name.ends_with(".wasm") {
+                if name.ends_with(".wasm")
+                    || [".so", ".dylib", ".dll"].iter().any(|e| name.ends_with(e))
+                {
                     return Err(format!(
-                        "`{name}` is a file: load WebAssembly plugins with --plugin {name}"
+                        "`{name}` is a file: load plugins with --plugin {name}"
                     ));
                 }
                 let Some(info) = registry.get(name) else {

@@ -9,6 +9,7 @@ use routereval_sdk::{Queries, RouterError, Routing, Split};
 
 use crate::data::{Difficulty, Pool, RouterDataset, SplitData};
 use crate::metrics::{self, Metrics};
+use crate::native::NativePlugin;
 use crate::routers::{Contender, Registry};
 use crate::validate::validate;
 use crate::wasm::{Outcome, WasmPlugin};
@@ -70,9 +71,10 @@ pub fn plan(datasets: &[RouterDataset], contenders: &[Contender], sel: &Selectio
 /// Why an evaluation failed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct EvalError {
-    /// Stable snake_case kind: `router_error`, `panic`, `invalid_output`; for WebAssembly
-    /// plugins also `out_of_fuel`, `timeout`, `out_of_memory`, `stack_overflow`, `trap`,
-    /// `abi_mismatch`, `missing_export` (see [`crate::wasm`]).
+    /// Stable snake_case kind: `router_error`, `panic`, `invalid_output`; for plugins also
+    /// `abi_mismatch`, `missing_export`; for WebAssembly plugins `out_of_fuel`, `timeout`,
+    /// `out_of_memory`, `stack_overflow`, `trap` (see [`crate::wasm`]); for isolated native
+    /// plugins `crash`, `abort`, `timeout`, `worker_error` (see [`crate::isolate`]).
     pub kind: String,
     /// What happened, naming the router and the pool.
     pub message: String,
@@ -85,7 +87,7 @@ pub struct EvalResult {
     pub router: String,
     /// Whether the contender is a reference bound.
     pub is_bound: bool,
-    /// How the contender was loaded: `builtin`, `wasm` or `bound`.
+    /// How the contender was loaded: `builtin`, `wasm`, `native` or `bound`.
     pub kind: &'static str,
     /// Benchmark name.
     pub benchmark: String,
@@ -103,7 +105,8 @@ pub struct EvalResult {
     pub seconds: f64,
     /// Fuel a WebAssembly plugin consumed: its deterministic compute cost.
     pub fuel: Option<u64>,
-    /// What a WebAssembly plugin logged (capped by the sandbox policy), when anything.
+    /// What a WebAssembly plugin or an isolated native plugin logged (capped by the policy),
+    /// when anything.
     pub log: Option<String>,
 }
 
@@ -182,6 +185,25 @@ fn run_wasm(
     }
 }
 
+/// Runs a native plugin on the pool.
+fn run_native(
+    plugin: &NativePlugin,
+    params: &routereval_sdk::Params,
+    ds: &RouterDataset,
+    pool: &Pool,
+) -> (Result<Routing, EvalError>, Option<String>) {
+    match views(ds, pool) {
+        Ok((train, val, test)) => plugin.evaluate(params, &train, &val, &test),
+        Err(e) => (
+            Err(EvalError {
+                kind: "router_error".into(),
+                message: e.to_string(),
+            }),
+            None,
+        ),
+    }
+}
+
 fn check_and_score(
     routing: Routing,
     ds: &RouterDataset,
@@ -237,6 +259,27 @@ pub fn execute_one(
                     fuel = out.fuel;
                     log = Some(out.log).filter(|l| !l.is_empty());
                     match out.routing {
+                        Err(e) => Err(EvalError {
+                            kind: e.kind,
+                            message: format!("{where_}: {}", e.message),
+                        }),
+                        Ok(routing) => check_and_score(routing, ds, pool, &where_),
+                    }
+                }
+            }
+        }
+        Contender::Native { plugin, params, .. } => {
+            match catch_unwind(AssertUnwindSafe(|| run_native(plugin, params, ds, pool))) {
+                Err(payload) => Err(EvalError {
+                    kind: "panic".into(),
+                    message: format!(
+                        "{where_}: the engine panicked running the plugin: {}",
+                        panic_message(&*payload)
+                    ),
+                }),
+                Ok((routed, plugin_log)) => {
+                    log = plugin_log.filter(|l| !l.is_empty());
+                    match routed {
                         Err(e) => Err(EvalError {
                             kind: e.kind,
                             message: format!("{where_}: {}", e.message),

@@ -858,7 +858,7 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
                 )
             }
             _ => match (&state.panic, e.downcast_ref::<wasmtime_wasi::I32Exit>()) {
-                (Some(p), _) => ("trap", format!("`{stage}` panicked: {}", clip(p, 4096))),
+                (Some(p), _) => ("panic", format!("`{stage}` panicked: {}", clip(p, 4096))),
                 (None, Some(code)) => (
                     "trap",
                     format!(

@@ -93,5 +93,28 @@ macro_rules! export_router {
             }
     $crate::__wasm::__export_plugin_world!(RouterEvalExport with_types_in $crate::__wasm);
         };
+
+        // The native root module, only when the router crate's `native-plugin` feature is on:
+        // abi_stable looks the module up under one fixed symbol, so two router crates that both
+        // defined it could not be linked into one program (the engine links every built-in).
+        #[cfg(all(feature = "native-plugin", not(target_family = "wasm")))]
+        const _: () = {
+            extern "C" fn new(
+                seed: u64,
+                params: $crate::native::abi_stable::std_types::RSlice<
+                    '_,
+                    $crate::native::NativeParam<'_>,
+                >,
+            ) -> $crate::native::abi_stable::std_types::RResult<
+                $crate::native::NativeRouterBox,
+                $crate::native::NativeError,
+            > {
+                $crate::native::new::<$router>(seed, params)
+            }
+            fn module() -> $crate::native::RouterModuleRef {
+                $crate::native::module($name, new)
+            }
+            $crate::__native_header!(module);
+        };
     };
 }

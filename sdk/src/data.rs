@@ -17,6 +17,8 @@ pub struct Texts<'a>(TextsRepr<'a>);
 enum TextsRepr<'a> {
     Owned(&'a [String]),
     Borrowed(&'a [&'a str]),
+    #[cfg(not(target_family = "wasm"))]
+    Abi(&'a [abi_stable::std_types::RStr<'a>]),
 }
 
 impl<'a> Texts<'a> {
@@ -28,6 +30,8 @@ impl<'a> Texts<'a> {
         match self.0 {
             TextsRepr::Owned(s) => s.len(),
             TextsRepr::Borrowed(s) => s.len(),
+            #[cfg(not(target_family = "wasm"))]
+            TextsRepr::Abi(s) => s.len(),
         }
     }
 
@@ -41,7 +45,15 @@ impl<'a> Texts<'a> {
         match self.0 {
             TextsRepr::Owned(s) => s.get(i).map(String::as_str),
             TextsRepr::Borrowed(s) => s.get(i).copied(),
+            #[cfg(not(target_family = "wasm"))]
+            TextsRepr::Abi(s) => s.get(i).map(|r| r.as_str()),
         }
+    }
+
+    /// Texts handed over by the native plugin ABI, without copying them.
+    #[cfg(not(target_family = "wasm"))]
+    pub(crate) fn from_rstrs(s: &'a [abi_stable::std_types::RStr<'a>]) -> Self {
+        Texts(TextsRepr::Abi(s))
     }
 
     /// Iterates over the texts in order.

@@ -97,6 +97,8 @@ mod data;
 mod error;
 mod log;
 mod math;
+#[cfg(not(target_family = "wasm"))]
+pub mod native;
 mod params;
 mod rng;
 mod routing;

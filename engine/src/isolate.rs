@@ -1,0 +1,687 @@
+//! Process isolation of native plugins: each evaluation (and the load-time probe) runs in a
+//! child process of the engine binary (`routereval-engine __native-worker`), so a segfault, an
+//! abort, an `exit` or a hang in the plugin becomes the typed failure of that evaluation
+//! (`crash`, `abort`, `timeout`) and the engine carries on.
+//!
+//! The protocol, over pipes:
+//!
+//! - engine → worker (standard input): the magic `RTEVAL-NATIVE/1\n`, a little-endian `u64`
+//!   length, a JSON [`Request`] (plugin path, seed, parameters, shapes, prompts, candidate
+//!   names), then the matrices as raw native-endian `f32`: train embeddings, train scores,
+//!   validation embeddings, validation scores, test embeddings.
+//! - worker → engine (the worker's original standard output, kept for the protocol; the
+//!   plugin's own standard output is pointed at standard error, which the engine captures as
+//!   the evaluation's log): frames of a tag byte, a little-endian `u64` length and a payload.
+//!   `H` hello (first, proves the executable is a worker), `S` the stage about to start
+//!   (`create`, `fit`, `route`: names the stage a crash happened in), then one of `I` (probe:
+//!   name and SDK version, JSON), `E` (a typed failure, JSON) or `R` (the routing: `u64` n,
+//!   `u64` m, a `u8` choices flag, `n x m` `f32`, and `n` `u32` when the flag is set).
+//!
+//! Why pipes and not a shared memory map: no file is left behind when either side dies, and
+//! the copy costs about as much as writing a map would (the data crosses once per evaluation;
+//! the overhead is measured by `cargo bench -p routereval-tests --bench native`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use routereval_sdk::{ParamValue, Params, Queries, Routing, Split};
+use serde::{Deserialize, Serialize};
+
+use crate::native::{self, LoadError};
+use crate::run::EvalError;
+use crate::sandbox::SandboxPolicy;
+
+/// The hidden subcommand that makes the engine binary a worker.
+pub const WORKER_COMMAND: &str = "__native-worker";
+
+const MAGIC: &[u8; 16] = b"RTEVAL-NATIVE/1\n";
+
+/// Requests above this are refused by the worker (a corrupt length, not a real dataset).
+const MAX_HEADER: u64 = 1 << 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    Probe,
+    Evaluate,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+enum Value {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QueriesHeader {
+    n: usize,
+    dim: usize,
+    prompts: Vec<String>,
+}
+
+/// What the engine asks of a worker.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    mode: Mode,
+    plugin: PathBuf,
+    seed: u64,
+    params: Vec<(String, Value)>,
+    candidates: Vec<String>,
+    train: Option<QueriesHeader>,
+    val: Option<QueriesHeader>,
+    test: Option<QueriesHeader>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Info {
+    name: Option<String>,
+    sdk_version: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Failure {
+    kind: String,
+    message: String,
+    /// The library cannot be loaded at all: an input error, not an evaluation's failure.
+    fatal: bool,
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+fn queries_header(q: &Queries<'_>) -> QueriesHeader {
+    QueriesHeader {
+        n: q.len(),
+        dim: q.dim(),
+        prompts: q.prompts().iter().map(str::to_string).collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine's side.
+
+/// What came back from one worker run.
+struct WorkerRun {
+    frames: Vec<(u8, Vec<u8>)>,
+    status: Option<ExitStatus>,
+    timed_out: bool,
+    output_overflow: bool,
+    log: String,
+}
+
+/// Reads `r` to its end, keeping at most `cap` bytes (the rest is drained and counted).
+fn read_capped(mut r: impl Read, cap: usize) -> (Vec<u8>, usize) {
+    let mut kept = Vec::new();
+    let mut dropped = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&buf[..room]);
+                dropped += n - room;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    (kept, dropped)
+}
+
+fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let tag = bytes[0];
+        let len = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes")) as usize;
+        let Some(payload) = bytes.get(9..9usize.saturating_add(len)) else {
+            break;
+        };
+        frames.push((tag, payload.to_vec()));
+        bytes = &bytes[9 + len..];
+    }
+    frames
+}
+
+/// Runs the worker on one request and collects what it said, its exit status and its log.
+fn run_worker(
+    worker: &Path,
+    header: &[u8],
+    blobs: &[&[u8]],
+    policy: &SandboxPolicy,
+    output_cap: usize,
+) -> std::io::Result<WorkerRun> {
+    let mut child = Command::new(worker)
+        .arg(WORKER_COMMAND)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs_f64(policy.timeout_secs);
+    let (mut stdin, stdout, stderr) = (
+        child.stdin.take().expect("piped"),
+        child.stdout.take().expect("piped"),
+        child.stderr.take().expect("piped"),
+    );
+    let max_log = policy.max_log_bytes();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            // A worker that dies early closes the pipe; the failure is read from its status.
+            let _ = (|| -> std::io::Result<()> {
+                stdin.write_all(MAGIC)?;
+                stdin.write_all(&(header.len() as u64).to_le_bytes())?;
+                stdin.write_all(header)?;
+                for b in blobs {
+                    stdin.write_all(b)?;
+                }
+                stdin.flush()
+            })();
+        });
+        let log = s.spawn(move || read_capped(stderr, max_log));
+        let (tx, rx) = mpsc::channel();
+        s.spawn(move || {
+            let _ = tx.send(read_capped(stdout, output_cap));
+        });
+        let mut timed_out = false;
+        let out = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(o) => Some(o),
+            Err(_) => None,
+        };
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) if Instant::now() < deadline && out.is_some() => {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Ok(None) => {
+                    timed_out = true;
+                    let _ = child.kill();
+                    break child.wait().ok();
+                }
+                Err(_) => break None,
+            }
+        };
+        let (out, out_dropped) = out.or_else(|| rx.recv().ok()).unwrap_or_default();
+        let (log_bytes, log_dropped) = log.join().unwrap_or_default();
+        let mut log = String::from_utf8_lossy(&log_bytes).into_owned();
+        if log_dropped > 0 {
+            log.push_str(&format!(
+                "\n[log capped at {max_log} bytes: {log_dropped} bytes dropped]"
+            ));
+        }
+        Ok(WorkerRun {
+            frames: parse_frames(&out),
+            status,
+            timed_out,
+            output_overflow: out_dropped > 0,
+            log,
+        })
+    })
+}
+
+#[cfg(unix)]
+fn signal_of(status: &ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+#[cfg(not(unix))]
+fn signal_of(_: &ExitStatus) -> Option<i32> {
+    None
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        4 => "SIGILL, an illegal instruction",
+        6 => "SIGABRT, an abort",
+        7 => "SIGBUS, a bus error",
+        8 => "SIGFPE, an arithmetic fault",
+        9 => "SIGKILL; the system may have run out of memory",
+        11 => "SIGSEGV, a segmentation fault",
+        15 => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+fn failure(kind: &str, message: String) -> EvalError {
+    EvalError {
+        kind: kind.into(),
+        message,
+    }
+}
+
+/// The typed failure of a worker that gave no answer: why it ended, in which stage.
+fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> EvalError {
+    if !run.frames.iter().any(|(t, _)| *t == b'H') && !run.timed_out {
+        return failure(
+            "worker_error",
+            format!(
+                "the worker process `{}` did not speak the worker protocol (exit status {}); \
+                 the worker is the engine binary itself: a program that embeds the engine must \
+                 run `routereval_engine::cli::main_with` so that `{WORKER_COMMAND}` works, or \
+                 name the engine binary as the worker. Its output: {}",
+                worker.display(),
+                run.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                run.log.trim()
+            ),
+        );
+    }
+    let stage = run
+        .frames
+        .iter()
+        .rev()
+        .find(|(t, _)| *t == b'S')
+        .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| "loading the library".into());
+    let stage = if stage == "loading the library" {
+        stage
+    } else {
+        format!("`{stage}`")
+    };
+    if run.timed_out {
+        return failure(
+            "timeout",
+            format!(
+                "{stage} did not finish within the {} s deadline; the worker process was killed",
+                policy.timeout_secs
+            ),
+        );
+    }
+    match run.status {
+        Some(st) => match signal_of(&st) {
+            Some(6) => failure(
+                "abort",
+                format!(
+                    "{stage} aborted the worker process (SIGABRT); the engine carries on{}",
+                    tail(&run.log)
+                ),
+            ),
+            Some(sig) => failure(
+                "crash",
+                format!(
+                    "{stage} crashed the worker process: killed by signal {sig} ({}); the \
+                     engine carries on{}",
+                    signal_name(sig),
+                    tail(&run.log)
+                ),
+            ),
+            None => failure(
+                "crash",
+                format!(
+                    "{stage} ended the worker process with {st} before it answered (a plugin \
+                     must return, not exit){}",
+                    tail(&run.log)
+                ),
+            ),
+        },
+        None => failure(
+            "crash",
+            format!("{stage}: the worker process was lost{}", tail(&run.log)),
+        ),
+    }
+}
+
+/// The last lines of a log, for a failure message.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.trim().lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let from = lines.len().saturating_sub(3);
+    format!("; it wrote: {}", lines[from..].join(" / "))
+}
+
+fn request(mode: Mode, plugin: &Path, params: &Params) -> Request {
+    Request {
+        mode,
+        plugin: plugin.to_path_buf(),
+        seed: params.seed(),
+        params: params
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    ParamValue::Bool(b) => Value::Bool(*b),
+                    ParamValue::Int(i) => Value::Int(*i),
+                    ParamValue::Float(x) => Value::Float(*x),
+                    ParamValue::Str(s) => Value::Str(s.clone()),
+                };
+                (k.to_string(), v)
+            })
+            .collect(),
+        candidates: Vec::new(),
+        train: None,
+        val: None,
+        test: None,
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Option<T> {
+    serde_json::from_slice(payload).ok()
+}
+
+/// Loads the library in a child and returns its name and SDK version.
+///
+/// # Errors
+/// [`LoadError::Fatal`] when the library cannot be loaded or the worker cannot run;
+/// [`LoadError::Unusable`] when it is not a compatible router plugin or the probe crashed.
+pub fn probe(
+    worker: &Path,
+    plugin: &Path,
+    policy: &SandboxPolicy,
+) -> Result<(Option<String>, String), LoadError> {
+    let req = request(Mode::Probe, plugin, &Params::new(0));
+    let header = serde_json::to_vec(&req).expect("a request serialises");
+    let run = run_worker(worker, &header, &[], policy, 1 << 20).map_err(|e| {
+        LoadError::Fatal(format!(
+            "cannot start the worker process `{}` to load native plugin `{}` in isolation: {e}",
+            worker.display(),
+            plugin.display()
+        ))
+    })?;
+    for (tag, payload) in run.frames.iter().rev() {
+        match tag {
+            b'I' => {
+                if let Some(info) = decode::<Info>(payload) {
+                    return Ok((info.name, info.sdk_version));
+                }
+            }
+            b'E' => {
+                if let Some(f) = decode::<Failure>(payload) {
+                    return Err(if f.fatal {
+                        LoadError::Fatal(f.message)
+                    } else {
+                        LoadError::Unusable(failure(&f.kind, f.message))
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let e = classify(&run, worker, policy);
+    if e.kind == "worker_error" {
+        return Err(LoadError::Fatal(e.message));
+    }
+    Err(LoadError::Unusable(e))
+}
+
+/// Runs one evaluation in a child; returns the routing or the typed failure, and the log.
+pub fn evaluate(
+    worker: &Path,
+    plugin: &Path,
+    params: &Params,
+    train: &Split<'_>,
+    val: &Split<'_>,
+    test: &Queries<'_>,
+    policy: &SandboxPolicy,
+) -> (Result<Routing, EvalError>, String) {
+    let mut req = request(Mode::Evaluate, plugin, params);
+    req.candidates = train.candidates().iter().map(str::to_string).collect();
+    req.train = Some(queries_header(&train.queries()));
+    req.val = Some(queries_header(&val.queries()));
+    req.test = Some(queries_header(test));
+    let header = serde_json::to_vec(&req).expect("a request serialises");
+    let blobs = [
+        f32_bytes(train.embeddings()),
+        f32_bytes(train.scores()),
+        f32_bytes(val.embeddings()),
+        f32_bytes(val.scores()),
+        f32_bytes(test.embeddings()),
+    ];
+    let cap = policy.max_output_bytes().saturating_add(1 << 20);
+    let run = match run_worker(worker, &header, &blobs, policy, cap) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Err(failure(
+                    "worker_error",
+                    format!(
+                        "cannot start the worker process `{}`: {e}",
+                        worker.display()
+                    ),
+                )),
+                String::new(),
+            );
+        }
+    };
+    if run.output_overflow {
+        let e = failure(
+            "invalid_output",
+            format!(
+                "the routing is larger than the output cap ({} MiB)",
+                policy.max_output_mib
+            ),
+        );
+        return (Err(e), run.log);
+    }
+    for (tag, payload) in run.frames.iter().rev() {
+        match tag {
+            b'R' => match decode_routing(payload) {
+                Some(r) => return (r, run.log),
+                None => {
+                    let e = failure("worker_error", "the worker sent a truncated routing".into());
+                    return (Err(e), run.log);
+                }
+            },
+            b'E' => {
+                if let Some(f) = decode::<Failure>(payload) {
+                    return (Err(failure(&f.kind, f.message)), run.log);
+                }
+            }
+            _ => {}
+        }
+    }
+    let e = classify(&run, worker, policy);
+    (Err(e), run.log)
+}
+
+fn decode_routing(p: &[u8]) -> Option<Result<Routing, EvalError>> {
+    let n = usize::try_from(u64::from_le_bytes(p.get(0..8)?.try_into().ok()?)).ok()?;
+    let m = usize::try_from(u64::from_le_bytes(p.get(8..16)?.try_into().ok()?)).ok()?;
+    let has_choices = *p.get(16)? != 0;
+    let nm = n.checked_mul(m)?;
+    let belief_end = 17usize.checked_add(nm.checked_mul(4)?)?;
+    let belief: Vec<f32> = p
+        .get(17..belief_end)?
+        .chunks_exact(4)
+        .map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    let routing = Routing::from_belief(n, m, belief);
+    let routing = if has_choices {
+        let end = belief_end.checked_add(n.checked_mul(4)?)?;
+        let choices: Vec<u32> = p
+            .get(belief_end..end)?
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        routing.and_then(|r| r.with_choices(choices))
+    } else {
+        routing
+    };
+    Some(routing.map_err(|e| failure("invalid_output", e.message().to_string())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker's side.
+
+/// The channel to the engine: the process's original standard output. The plugin's standard
+/// output goes to standard error from here on, so nothing it prints can corrupt the protocol.
+#[cfg(unix)]
+fn protocol_channel() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    let out = std::io::stdout();
+    let kept = rustix::io::fcntl_dupfd_cloexec(out.as_fd(), 3)?;
+    rustix::stdio::dup2_stdout(std::io::stderr().as_fd())?;
+    // A crashing plugin must not leave a core dump of the engine (with its data) behind.
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: None,
+        },
+    );
+    Ok(std::fs::File::from(kept))
+}
+
+#[cfg(not(unix))]
+fn protocol_channel() -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::other(
+        "process isolation of native plugins needs a Unix platform; use --isolate none",
+    ))
+}
+
+fn frame(out: &mut impl Write, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+    out.write_all(&[tag])?;
+    out.write_all(&(payload.len() as u64).to_le_bytes())?;
+    out.write_all(payload)?;
+    out.flush()
+}
+
+fn read_f32s(input: &mut impl Read, rows: usize, cols: usize) -> std::io::Result<Vec<f32>> {
+    let len = rows
+        .checked_mul(cols)
+        .ok_or_else(|| std::io::Error::other("matrix too large"))?;
+    let mut v = vec![0f32; len];
+    input.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+    Ok(v)
+}
+
+/// The worker's `main`: serves one request on standard input and returns the exit status.
+pub fn worker_main() -> i32 {
+    let mut out = match protocol_channel() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("routereval worker: {e}");
+            return 2;
+        }
+    };
+    if frame(&mut out, b'H', b"1").is_err() {
+        return 2;
+    }
+    match serve(&mut std::io::stdin().lock(), &mut out) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("routereval worker: {e}");
+            3
+        }
+    }
+}
+
+fn send_failure(
+    out: &mut impl Write,
+    kind: &str,
+    message: String,
+    fatal: bool,
+) -> std::io::Result<()> {
+    let f = Failure {
+        kind: kind.into(),
+        message,
+        fatal,
+    };
+    frame(
+        out,
+        b'E',
+        &serde_json::to_vec(&f).map_err(std::io::Error::other)?,
+    )
+}
+
+fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
+    let mut magic = [0u8; 16];
+    input.read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(std::io::Error::other(
+            "not a worker request (this subcommand is for the engine's own use)",
+        ));
+    }
+    let mut len = [0u8; 8];
+    input.read_exact(&mut len)?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER {
+        return Err(std::io::Error::other("request header too large"));
+    }
+    let mut header = vec![0u8; len as usize];
+    input.read_exact(&mut header)?;
+    let req: Request = serde_json::from_slice(&header).map_err(std::io::Error::other)?;
+    let module = match native::open(&req.plugin) {
+        Ok(m) => m,
+        Err(LoadError::Fatal(msg)) => return send_failure(out, "load_error", msg, true),
+        Err(LoadError::Unusable(e)) => return send_failure(out, &e.kind, e.message, false),
+    };
+    if req.mode == Mode::Probe {
+        let (name, sdk_version) = native::module_info(module);
+        let info = Info { name, sdk_version };
+        return frame(
+            out,
+            b'I',
+            &serde_json::to_vec(&info).map_err(std::io::Error::other)?,
+        );
+    }
+    let missing = || std::io::Error::other("an evaluation request without its splits");
+    let (train_h, val_h, test_h) = (
+        req.train.as_ref().ok_or_else(missing)?,
+        req.val.as_ref().ok_or_else(missing)?,
+        req.test.as_ref().ok_or_else(missing)?,
+    );
+    let m = req.candidates.len();
+    let train_emb = read_f32s(input, train_h.n, train_h.dim)?;
+    let train_scores = read_f32s(input, train_h.n, m)?;
+    let val_emb = read_f32s(input, val_h.n, val_h.dim)?;
+    let val_scores = read_f32s(input, val_h.n, m)?;
+    let test_emb = read_f32s(input, test_h.n, test_h.dim)?;
+    let bad = |e: routereval_sdk::RouterError| std::io::Error::other(e.to_string());
+    let train = Split::new(
+        Queries::new(train_h.n, train_h.dim, &train_emb, &train_h.prompts).map_err(bad)?,
+        &train_scores,
+        &req.candidates,
+    )
+    .map_err(bad)?;
+    let val = Split::new(
+        Queries::new(val_h.n, val_h.dim, &val_emb, &val_h.prompts).map_err(bad)?,
+        &val_scores,
+        &req.candidates,
+    )
+    .map_err(bad)?;
+    let test = Queries::new(test_h.n, test_h.dim, &test_emb, &test_h.prompts).map_err(bad)?;
+    let mut params = Params::new(req.seed);
+    for (k, v) in req.params {
+        let v = match v {
+            Value::Bool(b) => ParamValue::Bool(b),
+            Value::Int(i) => ParamValue::Int(i),
+            Value::Float(x) => ParamValue::Float(x),
+            Value::Str(s) => ParamValue::Str(s),
+        };
+        params = params.with(&k, v).map_err(bad)?;
+    }
+    let mut stage_err = None;
+    let routed = native::evaluate_module(module, &params, &train, &val, &test, &mut |stage| {
+        if let Err(e) = frame(out, b'S', stage.as_bytes()) {
+            stage_err.get_or_insert(e);
+        }
+    });
+    if let Some(e) = stage_err {
+        return Err(e);
+    }
+    match routed {
+        Err(e) => send_failure(out, &e.kind, e.message, false),
+        Ok(routing) => {
+            let (n, m) = (routing.num_queries(), routing.num_candidates());
+            let mut payload = Vec::with_capacity(17 + 4 * (n * m + n));
+            payload.extend_from_slice(&(n as u64).to_le_bytes());
+            payload.extend_from_slice(&(m as u64).to_le_bytes());
+            payload.push(u8::from(routing.choices().is_some()));
+            payload.extend_from_slice(f32_bytes(routing.belief()));
+            if let Some(c) = routing.choices() {
+                payload.extend_from_slice(bytemuck::cast_slice(c));
+            }
+            frame(out, b'R', &payload)
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! Native router plugins: dynamic libraries (`.so`, `.dylib`, `.dll`) that export the SDK's
+//! `abi_stable` root module (see `routereval_sdk::native`), run in the engine's process or, by
+//! default, each evaluation in a child process of the engine binary ([`crate::isolate`]).
+//!
+//! A native plugin runs at full native speed, and with full native power: in-process it can do
+//! anything the engine can, and a crash in it (a segfault, an abort, `exit`) ends the engine.
+//! Process isolation contains the crash (it becomes the typed failure of that one evaluation:
+//! `crash`, `abort`, `timeout`), not a malicious plugin: a child process still has the user's
+//! files and network. Untrusted code belongs in the WebAssembly sandbox.
+//!
+//! Load-time checks, in-process or in the probe child, all before any router code runs through
+//! the module: the file is a library the platform can load (else an input error, exit 2), it
+//! exports the root module (else every evaluation fails `missing_export`), and `abi_stable`
+//! finds the SDK version compatible and every type's layout the expected one (else
+//! `abi_mismatch`, naming both versions).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{LibraryError, lib_header_from_path};
+use abi_stable::std_types::{RResult, RSlice};
+use anyhow::{Context, Result, bail};
+use routereval_sdk::native::{
+    self as abi, NativeError, RouterModuleRef, params_to_native, queries_to_native, rstrs,
+    split_to_native,
+};
+use routereval_sdk::{Params, Queries, Routing, SDK_VERSION, Split};
+use sha2::{Digest, Sha256};
+
+use crate::isolate;
+use crate::run::EvalError;
+use crate::sandbox::SandboxPolicy;
+
+/// The native ABI this engine implements, as shown in results.
+pub const ABI: &str = concat!(
+    "routereval-sdk ",
+    env!("CARGO_PKG_VERSION"),
+    " (abi_stable 0.11)"
+);
+
+/// Where a native plugin's evaluations run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// In the engine's process: fastest; a crash ends the engine.
+    InProcess,
+    /// Each evaluation in a fresh child process of the engine binary.
+    Process,
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isolation::InProcess => "in-process",
+            Isolation::Process => "process",
+        })
+    }
+}
+
+/// What the file at a plugin path is, by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginFormat {
+    /// A WebAssembly binary (`\0asm`).
+    Wasm,
+    /// A native library: ELF, Mach-O or PE.
+    Native,
+}
+
+/// Tells a WebAssembly component from a native library by the file's magic number.
+///
+/// # Errors
+/// The file cannot be read, or is neither.
+pub fn sniff(path: &Path) -> Result<PluginFormat> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let mut f = std::fs::File::open(path)
+        .with_context(|| format!("cannot read plugin `{}`", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("cannot read plugin `{}`", path.display()))?;
+    let head = &head[..n];
+    let macho = [
+        [0xfe, 0xed, 0xfa, 0xce],
+        [0xfe, 0xed, 0xfa, 0xcf],
+        [0xce, 0xfa, 0xed, 0xfe],
+        [0xcf, 0xfa, 0xed, 0xfe],
+        [0xca, 0xfe, 0xba, 0xbe],
+    ];
+    if head == b"\0asm" {
+        Ok(PluginFormat::Wasm)
+    } else if head == b"\x7fELF" || head.starts_with(b"MZ") || macho.iter().any(|m| head == m) {
+        Ok(PluginFormat::Native)
+    } else {
+        bail!(
+            "plugin `{}` is neither a WebAssembly component nor a native library (ELF, Mach-O or \
+             PE): give a `.wasm` built for wasm32-wasip2, or the `{}` a router crate builds with \
+             `--features native-plugin`",
+            path.display(),
+            library_file_name("my_router")
+        )
+    }
+}
+
+/// The platform's file name for a library called `stem`: `libstem.so`, `libstem.dylib` or
+/// `stem.dll`.
+pub fn library_file_name(stem: &str) -> String {
+    format!(
+        "{}{stem}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+fn unusable(kind: &str, message: String) -> EvalError {
+    EvalError {
+        kind: kind.into(),
+        message,
+    }
+}
+
+/// Why a library could not be used.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Not loadable at all (missing, not a library for this platform, unresolved symbols): an
+    /// input error.
+    Fatal(String),
+    /// Loadable, but not a compatible router plugin: every evaluation fails with this.
+    Unusable(EvalError),
+}
+
+/// Loads the library into this process and checks its root module. Runs the library's
+/// initialisers: call it in the process that will run the router.
+///
+/// # Errors
+/// See [`LoadError`].
+pub fn open(path: &Path) -> std::result::Result<RouterModuleRef, LoadError> {
+    let p = path.display();
+    let header = lib_header_from_path(path).map_err(|e| match e {
+        LibraryError::GetSymbolError { .. } => LoadError::Unusable(unusable(
+            "missing_export",
+            format!(
+                "plugin `{p}` is a library but exports no routereval root module; a Rust router \
+                 gets it from `routereval_sdk::export_router!(MyRouter)` in a crate built as a \
+                 cdylib with its `native-plugin` feature on (`cargo build --release --features \
+                 native-plugin`)"
+            ),
+        )),
+        other => LoadError::Fatal(format!(
+            "cannot load native plugin `{p}`: {}",
+            clip(&other.to_string(), 2000)
+        )),
+    })?;
+    header
+        .init_root_module::<RouterModuleRef>()
+        .map_err(|e| LoadError::Unusable(describe(path, e)))
+}
+
+fn describe(path: &Path, e: LibraryError) -> EvalError {
+    let p = path.display();
+    match e {
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => unusable(
+            "abi_mismatch",
+            format!(
+                "plugin `{p}` was built against routereval-sdk {actual_version}; this engine \
+                 loads native plugins of routereval-sdk {expected_version} (the same major \
+                 version, and before 1.0 the same minor): rebuild the plugin against \
+                 routereval-sdk {SDK_VERSION}"
+            ),
+        ),
+        LibraryError::AbiInstability(err) => unusable(
+            "abi_mismatch",
+            format!(
+                "plugin `{p}` claims a compatible routereval-sdk version but its types have \
+                 another layout than this engine's (routereval-sdk {SDK_VERSION}); rebuild it \
+                 against this SDK. abi_stable says: {}",
+                clip(&err.to_string(), 2000)
+            ),
+        ),
+        LibraryError::RootModule { err, .. } => unusable(
+            "router_error",
+            format!(
+                "plugin `{p}`: building its root module failed: {}",
+                clip(&err.to_string(), 2000)
+            ),
+        ),
+        other => unusable(
+            "abi_mismatch",
+            format!(
+                "plugin `{p}` is not a compatible routereval native plugin: {}",
+                clip(&other.to_string(), 2000)
+            ),
+        ),
+    }
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The name and SDK version a root module reports (the name sanitised as for WASM plugins).
+pub fn module_info(module: RouterModuleRef) -> (Option<String>, String) {
+    let name = module.name().as_str().trim();
+    let name = (!name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    .then(|| name.to_string());
+    let sdk: String = module.sdk_version().as_str().chars().take(64).collect();
+    (name, sdk)
+}
+
+fn router_failure(stage: &str, e: &NativeError) -> EvalError {
+    let err = e.to_error();
+    let kind = if err.kind() == "panic" {
+        "panic"
+    } else {
+        "router_error"
+    };
+    let message = if kind == "panic" {
+        format!("`{stage}` panicked: {}", clip(err.message(), 4096))
+    } else {
+        format!(
+            "`{stage}` returned an error: {}",
+            clip(&err.to_string(), 4096)
+        )
+    };
+    unusable(kind, message)
+}
+
+/// Runs one evaluation through a root module in this process: `new`, `fit`, `route`.
+/// `stage` is told each step before it starts (the isolated worker reports it to the engine).
+///
+/// # Errors
+/// The typed failure: `router_error`, `panic` (caught inside the plugin by the SDK), or
+/// `invalid_output` for a routing whose lengths contradict its shape.
+pub fn evaluate_module(
+    module: RouterModuleRef,
+    params: &Params,
+    train: &Split<'_>,
+    val: &Split<'_>,
+    test: &Queries<'_>,
+    stage: &mut dyn FnMut(&str),
+) -> std::result::Result<Routing, EvalError> {
+    let new = module.new();
+    let native_params = params_to_native(params);
+    stage("create");
+    let mut router = match new(params.seed(), RSlice::from_slice(&native_params)) {
+        RResult::ROk(r) => r,
+        RResult::RErr(e) => return Err(router_failure("create", &e)),
+    };
+    let (train_prompts, val_prompts, test_prompts) = (
+        rstrs(train.prompts()),
+        rstrs(val.prompts()),
+        rstrs(test.prompts()),
+    );
+    let (train_names, val_names) = (rstrs(train.candidates()), rstrs(val.candidates()));
+    stage("fit");
+    if let RResult::RErr(e) = router.fit(
+        split_to_native(train, &train_prompts, &train_names),
+        split_to_native(val, &val_prompts, &val_names),
+    ) {
+        return Err(router_failure("fit", &e));
+    }
+    stage("route");
+    let routing = match router.route(queries_to_native(test, &test_prompts)) {
+        RResult::ROk(r) => r,
+        RResult::RErr(e) => return Err(router_failure("route", &e)),
+    };
+    abi::routing_from_native(routing).map_err(|e| {
+        unusable(
+            "invalid_output",
+            format!(
+                "the routing's lengths contradict its shape: {}",
+                e.message()
+            ),
+        )
+    })
+}
+
+/// A native plugin, loaded (in-process) or probed (in a child), ready to evaluate, or known to
+/// be unusable.
+pub struct NativePlugin {
+    path: PathBuf,
+    sha256: String,
+    name: String,
+    sdk_version: Option<String>,
+    isolation: Isolation,
+    worker: PathBuf,
+    policy: SandboxPolicy,
+    ready: std::result::Result<Option<RouterModuleRef>, EvalError>,
+}
+
+impl fmt::Debug for NativePlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativePlugin")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("name", &self.name)
+            .field("sdk_version", &self.sdk_version)
+            .field("isolation", &self.isolation)
+            .field("usable", &self.ready.is_ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SHA-256 of a file, hex.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read plugin `{}`", path.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+impl NativePlugin {
+    /// Loads the library at `path`: in this process for [`Isolation::InProcess`], else in a
+    /// probe child of `worker` (the engine binary), which checks it the same way and reports
+    /// its name, so the library's code never runs in the engine.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a loadable library. A library that is not a compatible
+    /// router plugin loads as unusable: each of its evaluations reports why.
+    pub fn load(
+        path: &Path,
+        isolation: Isolation,
+        worker: &Path,
+        policy: &SandboxPolicy,
+    ) -> Result<NativePlugin> {
+        let sha256 = file_sha256(path)?;
+        // Loaded by absolute path: a bare file name would make the platform search its
+        // library path instead.
+        let abs = std::path::absolute(path)
+            .with_context(|| format!("cannot resolve `{}`", path.display()))?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        let stem = stem
+            .strip_prefix(std::env::consts::DLL_PREFIX)
+            .unwrap_or(&stem)
+            .to_string();
+        let mut plugin = NativePlugin {
+            path: path.to_path_buf(),
+            sha256,
+            name: stem,
+            sdk_version: None,
+            isolation,
+            worker: worker.to_path_buf(),
+            policy: policy.clone(),
+            ready: Ok(None),
+        };
+        let probed = match isolation {
+            Isolation::InProcess => match open(&abs) {
+                Ok(module) => {
+                    plugin.ready = Ok(Some(module));
+                    Ok(module_info(module))
+                }
+                Err(e) => Err(e),
+            },
+            Isolation::Process => isolate::probe(worker, &abs, policy),
+        };
+        match probed {
+            Ok((name, sdk)) => {
+                if let Some(n) = name {
+                    plugin.name = n;
+                }
+                plugin.sdk_version = Some(sdk);
+            }
+            Err(LoadError::Fatal(msg)) => bail!(msg),
+            Err(LoadError::Unusable(e)) => plugin.ready = Err(e),
+        }
+        plugin.path = abs;
+        Ok(plugin)
+    }
+
+    /// The router's name (from the root module, else the file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The library file (absolute).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SHA-256 of the library file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The SDK version the plugin reports.
+    pub fn sdk_version(&self) -> Option<&str> {
+        self.sdk_version.as_deref()
+    }
+
+    /// Where its evaluations run.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Why every evaluation of this plugin fails, when it cannot be used.
+    pub fn unusable(&self) -> Option<&EvalError> {
+        self.ready.as_ref().err()
+    }
+
+    /// Runs one evaluation: `new(params)`, `fit(train, val)`, `route(test)`, in this process or
+    /// in a child. Returns the routing (or the typed failure) and, for an isolated run, what the
+    /// plugin wrote to its standard output and error (capped by the policy's log cap). An
+    /// isolated evaluation is bound by the policy's `timeout_secs`, `max_output_mib` and
+    /// `max_log_kib`; an in-process one by nothing.
+    pub fn evaluate(
+        &self,
+        params: &Params,
+        train: &Split<'_>,
+        val: &Split<'_>,
+        test: &Queries<'_>,
+    ) -> (std::result::Result<Routing, EvalError>, Option<String>) {
+        match &self.ready {
+            Err(e) => (Err(e.clone()), None),
+            Ok(Some(module)) => (
+                evaluate_module(*module, params, train, val, test, &mut |_| {}),
+                None,
+            ),
+            Ok(None) => {
+                let (routing, log) = isolate::evaluate(
+                    &self.worker,
+                    &self.path,
+                    params,
+                    train,
+                    val,
+                    test,
+                    &self.policy,
+                );
+                (routing, Some(log))
+            }
+        }
+    }
+}

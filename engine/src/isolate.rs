@@ -190,10 +190,9 @@ fn run_worker(
             let _ = tx.send(read_capped(stdout, output_cap));
         });
         let mut timed_out = false;
-        let out = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(o) => Some(o),
-            Err(_) => None,
-        };
+        let out = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok();
         let status = loop {
             match child.try_wait() {
                 Ok(Some(st)) => break Some(st),
@@ -317,7 +316,7 @@ fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> EvalError
             None => failure(
                 "crash",
                 format!(
-                    "{stage} ended the worker process with {st} before it answered (a plugin \
+                    "{stage} ended the worker process ({st}) before it answered (a plugin \
                      must return, not exit){}",
                     tail(&run.log)
                 ),

@@ -86,7 +86,8 @@ pub fn sniff(path: &Path) -> Result<PluginFormat> {
         [0xcf, 0xfa, 0xed, 0xfe],
         [0xca, 0xfe, 0xba, 0xbe],
     ];
-    if head == b"\0asm" {
+    // A `.wasm` file that is not one goes to the WebAssembly loader, which says what is wrong.
+    if head == b"\0asm" || path.extension().is_some_and(|e| e == "wasm") {
         Ok(PluginFormat::Wasm)
     } else if head == b"\x7fELF" || head.starts_with(b"MZ") || macho.iter().any(|m| head == m) {
         Ok(PluginFormat::Native)

@@ -262,7 +262,14 @@ impl Contender {
                         known.join(", ")
                     ));
                 };
-                (info.factory)(&params).map_err(|e| e.to_string())?;
+                // A router that panics when built fails in each evaluation (kind `panic`), as a
+                // plugin would; only an error it returns is a usage error here.
+                let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    (info.factory)(&params)
+                }));
+                if let Ok(Err(e)) = built {
+                    return Err(e.to_string());
+                }
                 let label = if params.is_empty() {
                     name.to_string()
                 } else {

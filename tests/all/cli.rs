@@ -285,6 +285,11 @@ fn help_and_router_list() {
     assert!(
         out.stdout.contains("--plugin FILE.wasm") && out.stdout.contains("routereval:router@1.0.0")
     );
+    assert!(
+        out.stdout.contains("native plugins") && out.stdout.contains("routereval-sdk 0.1.0"),
+        "{}",
+        out.stdout
+    );
     let help = run(&["--help"]).stdout;
     for flag in [
         "--plugin",
@@ -292,7 +297,10 @@ fn help_and_router_list() {
         "--timeout",
         "--memory-limit",
         "--cache-dir",
-        "Sandbox (WebAssembly plugins)",
+        "Plugin limits",
+        "--isolate",
+        "--trust",
+        "Native plugins",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }

@@ -5,6 +5,7 @@ mod cli;
 mod configs;
 mod fixtures;
 mod llmrouter;
+mod native;
 mod util;
 mod validation;
 mod wasm;

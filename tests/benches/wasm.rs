@@ -19,44 +19,14 @@ use routereval_engine::sandbox::SandboxPolicy;
 use routereval_engine::wasm::{WasmHost, WasmPlugin};
 use routereval_plugin_knn::Knn;
 use routereval_sdk::{Params, Queries, Rng, Router, Split};
-
-const N_TRAIN: usize = 11_233;
-const N_TEST: usize = 1_405;
-const DIM: usize = 768;
-const M: usize = 1000;
-
-/// Embeddings around 32 topic centres, and binary scores whose rate depends on model and
-/// topic: the shape of the real data, deterministic.
-fn data(n: usize, rng: &mut Rng, centres: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let topics = centres.len() / DIM;
-    let mut emb = Vec::with_capacity(n * DIM);
-    let mut scores = Vec::with_capacity(n * M);
-    for _ in 0..n {
-        let t = rng.below(topics as u64) as usize;
-        emb.extend((0..DIM).map(|j| centres[t * DIM + j] + 0.5 * rng.normal() as f32));
-        scores.extend((0..M).map(|k| {
-            let p = ((k * 7 + t * 13) % 100) as f64 / 100.0;
-            f32::from(u8::from(rng.next_f64() < p))
-        }));
-    }
-    (emb, scores)
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+use routereval_tests::{DIM, M, N_TEST, N_TRAIN, centres, median, ms, synthetic};
 
 fn main() {
     let wasm = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join("routereval_plugin_knn.wasm");
     let mut rng = Rng::new(7);
-    let centres: Vec<f32> = (0..32 * DIM).map(|_| rng.normal() as f32).collect();
-    let (train_emb, train_scores) = data(N_TRAIN, &mut rng, &centres);
-    let (test_emb, test_scores) = data(N_TEST, &mut rng, &centres);
+    let centres = centres(&mut rng);
+    let (train_emb, train_scores) = synthetic(N_TRAIN, &mut rng, &centres);
+    let (test_emb, test_scores) = synthetic(N_TEST, &mut rng, &centres);
     let names: Vec<String> = (0..M).map(|k| format!("model-{k}")).collect();
     let train = Split::new(
         Queries::new(N_TRAIN, DIM, &train_emb, routereval_sdk::Texts::EMPTY).unwrap(),

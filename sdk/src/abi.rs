@@ -9,8 +9,42 @@
 //!
 //! Built for a `wasm32` target the macro emits the exports of the WIT world `plugin` of
 //! `package routereval:router@1.0.0` (the file `wit/router.wit` of this crate, also available
-//! as [`WIT`]). On other targets it emits nothing yet. A router author needs no WIT tooling:
-//! the SDK carries the bindings.
+//! as [`WIT`]). A router author needs no WIT tooling: the SDK carries the bindings.
+//!
+//! Built for the host with the router crate's `native-plugin` feature on, it emits the
+//! `abi_stable` root module of [`crate::native`] instead (without the feature: nothing, so
+//! that router crates link side by side as `rlib`s). The crate must declare the feature:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"]
+//!
+//! [features]
+//! native-plugin = []
+//! ```
+//!
+//! # The native contract
+//!
+//! The library exports `abi_stable`'s root-module symbol for a
+//! [`RouterModuleRef`](crate::native::RouterModuleRef): the router's name, the SDK version,
+//! and `new(seed, params)`, which returns a router object (a `#[sabi_trait]`
+//! [`NativeRouter`](crate::native::NativeRouter)) with `fit(train, val)` and `route(queries)`.
+//! The engine makes one router object per evaluation. Data goes in as borrowed `RSlice`s of
+//! the engine's buffers (no copy); the routing comes back as `RVec`s. Every call is wrapped in
+//! `catch_unwind` inside the library: a panic never crosses the boundary (where it would
+//! abort the engine), it returns an error of kind `panic` carrying the panic message.
+//!
+//! `abi_stable` checks, before the engine calls anything, that the library's SDK version is
+//! compatible with the engine's (same major version; before 1.0 the same minor, and a library
+//! may be newer in the patch) and that every type crossing the boundary has the layout the
+//! engine expects. A refusal is `abi_mismatch` in the results, naming both versions. Adding a
+//! field at the end of `RouterModule`, or a method at the end of `NativeRouter`, is
+//! compatible (both are prefix types); anything else is a breaking SDK release.
+//!
+//! What native code can do, it can do: a native plugin is trusted code. The engine runs an
+//! untrusted library's evaluations each in a child process (`--isolate`), so that a crash,
+//! abort, `exit` or hang costs one evaluation, not the run; that contains accidents, not
+//! malice. Untrusted routers belong in the WebAssembly sandbox.
 //!
 //! # The WebAssembly contract
 //!
@@ -28,7 +62,7 @@
 //! arguments, clocks frozen at zero, random bytes from a generator seeded by the run's seed,
 //! standard output and error into the capped evaluation log.
 //!
-//! # Evolution rules
+//! # Evolution rules of the WIT world
 //!
 //! The WIT package version is the ABI version; the engine refuses a plugin whose version it
 //! does not implement, naming both versions (`abi_mismatch` in the results).
@@ -45,8 +79,9 @@
 //!   result, a renamed function, a different call order. The engine may keep a loader for the
 //!   previous major version.
 //!
-//! The SDK version ([`crate::SDK_VERSION`], reported by `info`) is informative: it is shown
-//! in the results, and never used to refuse a plugin.
+//! For a WebAssembly plugin the SDK version ([`crate::SDK_VERSION`], reported by `info`) is
+//! informative: it is shown in the results, and never used to refuse the plugin (the WIT
+//! version is the contract). For a native plugin the SDK version is the contract (see above).
 
 /// The WIT world of router plugins (`wit/router.wit`).
 pub const WIT: &str = include_str!("../wit/router.wit");
@@ -57,8 +92,9 @@ pub const WIT_PACKAGE: &str = "routereval:router@1.0.0";
 /// Makes a router a plugin. See [`abi`](crate::abi).
 ///
 /// On a `wasm32` target it exports the router as a WebAssembly component of the
-/// `routereval:router@1.0.0` world. Give `name = "..."` to name the router in results; the
-/// default is the crate's package name.
+/// `routereval:router@1.0.0` world; on the host, with the crate's `native-plugin` feature, as
+/// a native library's `abi_stable` root module. Give `name = "..."` to name the router in
+/// results; the default is the crate's package name.
 #[macro_export]
 macro_rules! export_router {
     ($router:ty) => {

@@ -67,24 +67,42 @@
 //!
 //! ## Plugins
 //!
-//! `routereval_sdk::export_router!(MyRouter);` at the root of a router crate makes it a plugin.
-//! Built for `wasm32-wasip2` with SIMD, the crate's `cdylib` is a WebAssembly component the
-//! engine loads in its sandbox (`routereval-engine --plugin my_router.wasm`):
+//! `routereval_sdk::export_router!(MyRouter);` at the root of a router crate makes it a plugin,
+//! two ways from the same source:
 //!
-//! ```text
-//! rustup target add wasm32-wasip2
-//! RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo build --release --target wasm32-wasip2
-//! ```
+//! - **WebAssembly** (untrusted code, sandboxed): built for `wasm32-wasip2` with SIMD, the
+//!   crate's `cdylib` is a component the engine runs in its sandbox
+//!   (`routereval-engine --plugin my_router.wasm`):
 //!
-//! Without `+simd128` the same code runs about 5x slower; `+relaxed-simd` lets [`matmul_abt`]
-//! fuse its multiply-adds (the engine runs relaxed SIMD deterministically). This workspace's
-//! `.cargo/config.toml` sets both for `wasm32-wasip2`, so there a plain
-//! `cargo build --release --target wasm32-wasip2` does. The component's contract is the WIT
-//! world in `wit/router.wit`; [`abi`] describes it and the rules by which it may change.
+//!   ```text
+//!   rustup target add wasm32-wasip2
+//!   RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo build --release --target wasm32-wasip2
+//!   ```
+//!
+//!   Without `+simd128` the same code runs about 5x slower; `+relaxed-simd` lets
+//!   [`matmul_abt`] fuse its multiply-adds (the engine runs relaxed SIMD deterministically).
+//!   This workspace's `.cargo/config.toml` sets both for `wasm32-wasip2`, so there a plain
+//!   `cargo build --release --target wasm32-wasip2` does.
+//! - **Native** (trusted code, full speed): built for the host with the crate's own
+//!   `native-plugin` feature, the `cdylib` (`libmy_router.so`, `.dylib`, `my_router.dll`)
+//!   exports an `abi_stable` root module ([`native`]):
+//!
+//!   ```text
+//!   cargo build --release --features native-plugin
+//!   routereval-engine --plugin target/release/libmy_router.so
+//!   ```
+//!
+//!   The crate declares the feature itself (`[features] native-plugin = []`; the compiler warns
+//!   about an unexpected `cfg` until it does). Without it the root module is not emitted, so
+//!   the crate's `rlib` can be linked into a program beside other routers: `abi_stable` finds
+//!   the module under one fixed symbol name, which two linked routers would both define.
+//!
+//! [`abi`] describes both contracts and the rules by which they may change.
 //!
 //! ## Crate features
 //!
-//! None. The crate is `std`-only and builds for the host and for WebAssembly.
+//! None. The crate is `std`-only and builds for the host and for WebAssembly; the native ABI
+//! (and its `abi_stable` dependency) exists on every target but WebAssembly.
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 

@@ -359,6 +359,39 @@ fn isolated_engine_survives_segfault_abort_exit_hang_and_bad_libraries() {
         plugins.iter().all(|p| p["isolation"] == "process"),
         "{plugins:?}"
     );
+
+    // In-process, the loader refuses the same libraries with the same kinds (the checks run
+    // before any router code), and a panic in `new` is caught inside the plugin.
+    let out = engine(&[
+        "--format",
+        "json",
+        "--candidates",
+        "3",
+        "--group",
+        "all_strong",
+        "--isolate",
+        "none",
+        "--plugin",
+        &panic_new,
+        "--plugin",
+        &not_router,
+        "--plugin",
+        &old,
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v = out.json();
+    for (router, kind) in [
+        ("hostile@native:mode=panic,stage=create", "panic"),
+        ("routereval_fixture_not_a_router@native", "missing_export"),
+        ("routereval_fixture_old_sdk@native", "abi_mismatch"),
+    ] {
+        assert_eq!(error_of(&v, router)["kind"], kind, "{router}");
+    }
+    let plugins = v["plugins"].as_array().expect("plugins");
+    assert!(
+        plugins.iter().all(|p| p["isolation"] == "in_process"),
+        "{plugins:?}"
+    );
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //! The protocol, over pipes:
 //!
 //! - engine → worker (standard input): the magic `RTEVAL-NATIVE/1\n`, a little-endian `u64`
-//!   length, a JSON [`Request`] (plugin path, seed, parameters, shapes, prompts, candidate
-//!   names), then the matrices as raw native-endian `f32`: train embeddings, train scores,
-//!   validation embeddings, validation scores, test embeddings.
+//!   length, a JSON request (plugin path, seed, parameters, shapes, the byte length of each
+//!   prompt, candidate names), the prompts' UTF-8 text (train, validation, test, each split's
+//!   prompts back to back), then the matrices as raw native-endian `f32`: train embeddings,
+//!   train scores, validation embeddings, validation scores, test embeddings.
 //! - worker → engine (the worker's original standard output, kept for the protocol; the
 //!   plugin's own standard output is pointed at standard error, which the engine captures as
 //!   the evaluation's log): frames of a tag byte, a little-endian `u64` length and a payload.
@@ -62,7 +63,9 @@ enum Value {
 struct QueriesHeader {
     n: usize,
     dim: usize,
-    prompts: Vec<String>,
+    /// Byte length of each prompt (none when the dataset has no prompts); the text follows the
+    /// header, which keeps megabytes of prompts out of JSON.
+    prompt_lens: Vec<u64>,
 }
 
 /// What the engine asks of a worker.
@@ -100,7 +103,7 @@ fn queries_header(q: &Queries<'_>) -> QueriesHeader {
     QueriesHeader {
         n: q.len(),
         dim: q.dim(),
-        prompts: q.prompts().iter().map(str::to_string).collect(),
+        prompt_lens: q.prompts().iter().map(|p| p.len() as u64).collect(),
     }
 }
 
@@ -175,6 +178,7 @@ fn run_worker(
     std::thread::scope(|s| {
         s.spawn(move || {
             // A worker that dies early closes the pipe; the failure is read from its status.
+            let mut stdin = std::io::BufWriter::with_capacity(1 << 20, &mut stdin);
             let _ = (|| -> std::io::Result<()> {
                 stdin.write_all(MAGIC)?;
                 stdin.write_all(&(header.len() as u64).to_le_bytes())?;
@@ -439,13 +443,17 @@ pub fn evaluate(
     req.val = Some(queries_header(&val.queries()));
     req.test = Some(queries_header(test));
     let header = serde_json::to_vec(&req).expect("a request serialises");
-    let blobs = [
+    let mut blobs: Vec<&[u8]> = Vec::new();
+    for q in [train.queries(), val.queries(), *test] {
+        blobs.extend(q.prompts().iter().map(str::as_bytes));
+    }
+    blobs.extend([
         f32_bytes(train.embeddings()),
         f32_bytes(train.scores()),
         f32_bytes(val.embeddings()),
         f32_bytes(val.scores()),
         f32_bytes(test.embeddings()),
-    ];
+    ]);
     let cap = policy.max_output_bytes().saturating_add(1 << 20);
     let run = match run_worker(worker, &header, &blobs, policy, cap) {
         Ok(r) => r,
@@ -564,6 +572,31 @@ fn read_f32s(input: &mut impl Read, rows: usize, cols: usize) -> std::io::Result
     Ok(v)
 }
 
+/// Reads the text of prompts of these byte lengths.
+fn read_text(input: &mut impl Read, lens: &[u64]) -> std::io::Result<String> {
+    let total = lens
+        .iter()
+        .try_fold(0u64, |a, &l| a.checked_add(l))
+        .and_then(|t| usize::try_from(t).ok())
+        .ok_or_else(|| std::io::Error::other("prompts too large"))?;
+    let mut bytes = vec![0u8; total];
+    input.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map_err(std::io::Error::other)
+}
+
+/// Cuts `text` into prompts of byte lengths `lens` (which [`read_text`] summed: in range, and at
+/// character boundaries since each prompt was a string).
+fn split_text<'a>(text: &'a str, lens: &[u64]) -> Vec<&'a str> {
+    let mut at = 0usize;
+    lens.iter()
+        .map(|&l| {
+            let start = at;
+            at += l as usize;
+            text.get(start..at).unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The worker's `main`: serves one request on standard input and returns the exit status.
 pub fn worker_main() -> i32 {
     let mut out = match protocol_channel() {
@@ -641,6 +674,16 @@ fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
         req.test.as_ref().ok_or_else(missing)?,
     );
     let m = req.candidates.len();
+    let (train_text, val_text, test_text) = (
+        read_text(input, &train_h.prompt_lens)?,
+        read_text(input, &val_h.prompt_lens)?,
+        read_text(input, &test_h.prompt_lens)?,
+    );
+    let (train_prompts, val_prompts, test_prompts) = (
+        split_text(&train_text, &train_h.prompt_lens),
+        split_text(&val_text, &val_h.prompt_lens),
+        split_text(&test_text, &test_h.prompt_lens),
+    );
     let train_emb = read_f32s(input, train_h.n, train_h.dim)?;
     let train_scores = read_f32s(input, train_h.n, m)?;
     let val_emb = read_f32s(input, val_h.n, val_h.dim)?;
@@ -648,18 +691,18 @@ fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
     let test_emb = read_f32s(input, test_h.n, test_h.dim)?;
     let bad = |e: routereval_sdk::RouterError| std::io::Error::other(e.to_string());
     let train = Split::new(
-        Queries::new(train_h.n, train_h.dim, &train_emb, &train_h.prompts).map_err(bad)?,
+        Queries::new(train_h.n, train_h.dim, &train_emb, &train_prompts[..]).map_err(bad)?,
         &train_scores,
         &req.candidates,
     )
     .map_err(bad)?;
     let val = Split::new(
-        Queries::new(val_h.n, val_h.dim, &val_emb, &val_h.prompts).map_err(bad)?,
+        Queries::new(val_h.n, val_h.dim, &val_emb, &val_prompts[..]).map_err(bad)?,
         &val_scores,
         &req.candidates,
     )
     .map_err(bad)?;
-    let test = Queries::new(test_h.n, test_h.dim, &test_emb, &test_h.prompts).map_err(bad)?;
+    let test = Queries::new(test_h.n, test_h.dim, &test_emb, &test_prompts[..]).map_err(bad)?;
     let mut params = Params::new(req.seed);
     for (k, v) in req.params {
         let v = match v {

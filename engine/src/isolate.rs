@@ -73,6 +73,8 @@ struct QueriesHeader {
 struct Request {
     mode: Mode,
     plugin: PathBuf,
+    /// The SHA-256 the engine loaded (and reports); the worker refuses a file that changed.
+    sha256: Option<String>,
     seed: u64,
     params: Vec<(String, Value)>,
     candidates: Vec<String>,
@@ -358,6 +360,7 @@ fn request(mode: Mode, plugin: &Path, params: &Params) -> Request {
     Request {
         mode,
         plugin: plugin.to_path_buf(),
+        sha256: None,
         seed: params.seed(),
         params: params
             .iter()
@@ -427,17 +430,36 @@ pub fn probe(
     Err(LoadError::Unusable(e))
 }
 
+/// The child an isolated evaluation runs in: the worker executable, the library (and the
+/// SHA-256 it had when loaded), and the limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Job<'a> {
+    /// The engine binary.
+    pub worker: &'a Path,
+    /// The library.
+    pub plugin: &'a Path,
+    /// Its SHA-256 when the run started.
+    pub sha256: &'a str,
+    /// The deadline and the output and log caps.
+    pub policy: &'a SandboxPolicy,
+}
+
 /// Runs one evaluation in a child; returns the routing or the typed failure, and the log.
 pub fn evaluate(
-    worker: &Path,
-    plugin: &Path,
+    job: Job<'_>,
     params: &Params,
     train: &Split<'_>,
     val: &Split<'_>,
     test: &Queries<'_>,
-    policy: &SandboxPolicy,
 ) -> (Result<Routing, EvalError>, String) {
+    let Job {
+        worker,
+        plugin,
+        sha256,
+        policy,
+    } = job;
     let mut req = request(Mode::Evaluate, plugin, params);
+    req.sha256 = Some(sha256.to_string());
     req.candidates = train.candidates().iter().map(str::to_string).collect();
     req.train = Some(queries_header(&train.queries()));
     req.val = Some(queries_header(&val.queries()));
@@ -653,6 +675,21 @@ fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
     let mut header = vec![0u8; len as usize];
     input.read_exact(&mut header)?;
     let req: Request = serde_json::from_slice(&header).map_err(std::io::Error::other)?;
+    if let Some(want) = &req.sha256 {
+        let now = native::file_sha256(&req.plugin).map_err(std::io::Error::other)?;
+        if &now != want {
+            return send_failure(
+                out,
+                "load_error",
+                format!(
+                    "plugin `{}` changed during the run (its SHA-256 was {want} when the run \
+                     started, it is {now} now); results must come from one build: rerun",
+                    req.plugin.display()
+                ),
+                false,
+            );
+        }
+    }
     let module = match native::open(&req.plugin) {
         Ok(m) => m,
         Err(LoadError::Fatal(msg)) => return send_failure(out, "load_error", msg, true),

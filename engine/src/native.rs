@@ -440,15 +440,13 @@ impl NativePlugin {
                 None,
             ),
             Ok(None) => {
-                let (routing, log) = isolate::evaluate(
-                    &self.worker,
-                    &self.path,
-                    params,
-                    train,
-                    val,
-                    test,
-                    &self.policy,
-                );
+                let job = isolate::Job {
+                    worker: &self.worker,
+                    plugin: &self.path,
+                    sha256: &self.sha256,
+                    policy: &self.policy,
+                };
+                let (routing, log) = isolate::evaluate(job, params, train, val, test);
                 (routing, Some(log))
             }
         }

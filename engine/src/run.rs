@@ -74,7 +74,8 @@ pub struct EvalError {
     /// Stable snake_case kind: `router_error`, `panic`, `invalid_output`; for plugins also
     /// `abi_mismatch`, `missing_export`; for WebAssembly plugins `out_of_fuel`, `timeout`,
     /// `out_of_memory`, `stack_overflow`, `trap` (see [`crate::wasm`]); for isolated native
-    /// plugins `crash`, `abort`, `timeout`, `worker_error` (see [`crate::isolate`]).
+    /// plugins `crash`, `abort`, `timeout`, `load_error` (the library changed or vanished
+    /// during the run), `worker_error` (see [`crate::isolate`]).
     pub kind: String,
     /// What happened, naming the router and the pool.
     pub message: String,

@@ -526,3 +526,46 @@ fn a_worker_that_is_not_the_engine_is_named() {
         out.stderr
     );
 }
+
+#[test]
+fn an_isolated_library_that_changes_during_the_run_is_refused() {
+    use routereval_engine::native::{Isolation, NativePlugin};
+    use routereval_engine::sandbox::SandboxPolicy;
+    use routereval_sdk::{Params, Queries, Split, Texts};
+
+    let dir = TempDir::new("changed-lib");
+    let lib = dir.path().join(format!(
+        "{}knn{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    std::fs::copy(native("routereval_plugin_knn"), &lib).unwrap();
+    let policy = SandboxPolicy::default();
+    let plugin = NativePlugin::load(
+        &lib,
+        Isolation::Process,
+        std::path::Path::new(ENGINE),
+        &policy,
+    )
+    .unwrap();
+    assert_eq!(plugin.name(), "knn");
+    // Three queries, two candidates: enough for k = 1.
+    let emb = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let names = vec!["a".to_string(), "b".to_string()];
+    let scores = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let q = Queries::new(3, 2, &emb, Texts::EMPTY).unwrap();
+    let split = Split::new(q, &scores, &names).unwrap();
+    let params = Params::parse("k=1", 0).unwrap();
+    let (routing, _) = plugin.evaluate(&params, &split, &split, &q);
+    assert_eq!(routing.expect("routes").num_queries(), 3);
+    // A rebuild lands while the run goes on: the next evaluation refuses the new file.
+    std::fs::copy(native("best_on_train"), &lib).unwrap();
+    let (routing, _) = plugin.evaluate(&params, &split, &split, &q);
+    let e = routing.expect_err("the file changed");
+    assert_eq!(e.kind, "load_error");
+    assert!(
+        e.message.contains("changed during the run"),
+        "{}",
+        e.message
+    );
+}

@@ -212,13 +212,7 @@ fn clip(s: &str, max: usize) -> &str {
 
 /// The name and SDK version a root module reports (the name sanitised as for WASM plugins).
 pub fn module_info(module: RouterModuleRef) -> (Option<String>, String) {
-    let name = module.name().as_str().trim();
-    let name = (!name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    .then(|| name.to_string());
+    let name = crate::routers::reported_name(module.name().as_str());
     let sdk: String = module.sdk_version().as_str().chars().take(64).collect();
     (name, sdk)
 }

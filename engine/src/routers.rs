@@ -58,6 +58,21 @@ pub struct Registry {
     routers: Vec<RouterInfo>,
 }
 
+/// Whether `name` can name a router: letters, digits, `-`, `_` and `.`, not empty.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The name a plugin reports for itself, if it is a usable one: trimmed, at most 64
+/// characters, [`is_valid_name`]. (A plugin is then named after its file instead.)
+pub fn reported_name(raw: &str) -> Option<String> {
+    let name = raw.trim();
+    (name.len() <= 64 && is_valid_name(name)).then(|| name.to_string())
+}
+
 /// Names reserved for the reference bounds.
 pub const BOUND_NAMES: [&str; 3] = ["oracle", "random", "r_o"];
 
@@ -90,11 +105,7 @@ impl Registry {
         summary: &str,
         params: &str,
     ) -> Result<(), String> {
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !is_valid_name(name) {
             return Err(format!(
                 "router name `{name}` must be letters, digits, `-`, `_` or `.`"
             ));

@@ -423,14 +423,8 @@ impl WasmPlugin {
         };
         let mut run = Instance::start(&self.host, 0, pre, Some(INFO_BUDGET))?;
         let info = run.call("info", |p, s| p.routereval_router_router().call_info(s))?;
-        let name = info.name.trim();
-        if !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            self.name = name.to_string();
+        if let Some(name) = crate::routers::reported_name(&info.name) {
+            self.name = name;
         }
         self.sdk_version = Some(info.sdk_version.chars().take(64).collect());
         Ok(())

@@ -19,8 +19,8 @@ use routereval_engine::native::{Isolation, NativePlugin};
 use routereval_engine::routers::{Contender, Registry};
 use routereval_engine::run::{self, EvalResult, Selection};
 use routereval_engine::sandbox::SandboxPolicy;
-use routereval_sdk::{Params, Queries, Rng, Split};
-use routereval_tests::{DIM, M, N_TEST, N_TRAIN, centres, median, ms, synthetic};
+use routereval_sdk::Params;
+use routereval_tests::{DIM, Largest, M, N_TEST, N_TRAIN, median, ms};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_engine");
 
@@ -131,20 +131,9 @@ fn main() {
     );
 
     // 3. The largest shape.
-    let mut rng = Rng::new(7);
-    let centres = centres(&mut rng);
-    let (train_emb, train_scores) = synthetic(N_TRAIN, &mut rng, &centres);
-    let (test_emb, test_scores) = synthetic(N_TEST, &mut rng, &centres);
-    let names: Vec<String> = (0..M).map(|k| format!("model-{k}")).collect();
-    let train = Split::new(
-        Queries::new(N_TRAIN, DIM, &train_emb, routereval_sdk::Texts::EMPTY).unwrap(),
-        &train_scores,
-        &names,
-    )
-    .unwrap();
-    let test = Queries::new(N_TEST, DIM, &test_emb, routereval_sdk::Texts::EMPTY).unwrap();
-    let val = Split::new(test, &test_scores, &names).unwrap();
-    let big_reps = 3;
+    let data = Largest::new();
+    let (train, val, test) = data.views();
+    let big_reps = 5;
     let mut big = Vec::new();
     for isolation in [Isolation::InProcess, Isolation::Process] {
         let plugin = load(&lib, isolation);

@@ -18,24 +18,13 @@ use std::time::{Duration, Instant};
 use routereval_engine::sandbox::SandboxPolicy;
 use routereval_engine::wasm::{WasmHost, WasmPlugin};
 use routereval_plugin_knn::Knn;
-use routereval_sdk::{Params, Queries, Rng, Router, Split};
-use routereval_tests::{DIM, M, N_TEST, N_TRAIN, centres, median, ms, synthetic};
+use routereval_sdk::{Params, Router};
+use routereval_tests::{DIM, Largest, M, N_TEST, N_TRAIN, median, ms};
 
 fn main() {
     let wasm = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join("routereval_plugin_knn.wasm");
-    let mut rng = Rng::new(7);
-    let centres = centres(&mut rng);
-    let (train_emb, train_scores) = synthetic(N_TRAIN, &mut rng, &centres);
-    let (test_emb, test_scores) = synthetic(N_TEST, &mut rng, &centres);
-    let names: Vec<String> = (0..M).map(|k| format!("model-{k}")).collect();
-    let train = Split::new(
-        Queries::new(N_TRAIN, DIM, &train_emb, routereval_sdk::Texts::EMPTY).unwrap(),
-        &train_scores,
-        &names,
-    )
-    .unwrap();
-    let test_q = Queries::new(N_TEST, DIM, &test_emb, routereval_sdk::Texts::EMPTY).unwrap();
-    let val = Split::new(test_q, &test_scores, &names).unwrap();
+    let data = Largest::new();
+    let (train, val, test_q) = data.views();
     let params = Params::new(0);
     let reps = 5;
 

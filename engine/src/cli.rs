@@ -31,6 +31,7 @@ Examples:
   routereval-engine --router knn --plugin my_router.wasm:k=7 --fuel 1000000000000
   routereval-engine --plugin target/release/libmy_router.so --isolate process
   routereval-engine routers                      list routers, their parameters, and the bounds
+  routereval-engine build-dataset data/queries.jsonl --rows train   pools by RouterEval's rules
 
 Exit status: 0 when every evaluation succeeded, 1 when some failed (the others are still
 reported), 2 on a usage, config or dataset error.";
@@ -56,6 +57,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// List the built-in routers with their parameters, and the reference bounds
     Routers,
+    /// Build a router dataset from a population (every model scored on every query) by
+    /// RouterEval's rules, and show its split and pools
+    BuildDataset(BuildArgs),
     /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
     /// with this; not for people)
     #[command(name = "__native-worker", hide = true)]
@@ -84,6 +88,42 @@ enum DifficultyArg {
 enum Format {
     Table,
     Json,
+}
+
+/// Options of `build-dataset`.
+#[derive(Clone, Debug, Args)]
+pub struct BuildArgs {
+    /// The population: `queries.jsonl` (first line {"models": [...]}, then one query per line
+    /// with "row", "split", "task", "prompt", "scores") with its embeddings `.npy`
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// The embeddings (`queries x dim` .npy, row i = the query whose "row" is i) [default: the
+    /// only .npy beside INPUT]
+    #[arg(long, value_name = "FILE")]
+    embeddings: Option<PathBuf>,
+    /// Only the rows whose "split" is this, e.g. `train` [default: every row]
+    #[arg(long, value_name = "SPLIT")]
+    rows: Option<String>,
+    /// The benchmark's name [default: INPUT's stem, or its directory for `queries.jsonl`]
+    #[arg(long, value_name = "NAME")]
+    benchmark: Option<String>,
+    /// Pool sizes (below 10 easy, else hard)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "M,...",
+        default_value = "3,5,10,100,1000"
+    )]
+    sizes: Vec<usize>,
+    /// Seed of the split and the strong_to_weak draws
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Draws per strong_to_weak pool
+    #[arg(long, default_value_t = 1000)]
+    draws: usize,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
 }
 
 /// Options of `run`.
@@ -246,6 +286,7 @@ where
     let result = match cli.command {
         Some(Command::NativeWorker) => Ok(isolate::worker_main()),
         Some(Command::Routers) => list_routers(registry, io.out).map(|()| 0),
+        Some(Command::BuildDataset(args)) => build_dataset(&args, io.out).map(|()| 0),
         Some(Command::Run(args)) => run(&args, registry, io),
         None => run(&cli.run, registry, io),
     };
@@ -290,6 +331,118 @@ fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
         native::ABI,
         native::library_file_name("router")
     )?;
+    Ok(())
+}
+
+fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::build::{BuildOptions, build};
+    use crate::import::{ImportOptions, read_population};
+    let pop = read_population(
+        &args.input,
+        &ImportOptions {
+            embeddings: args.embeddings.clone(),
+            rows: args.rows.clone(),
+            benchmark: args.benchmark.clone(),
+        },
+    )?;
+    let opts = BuildOptions {
+        sizes: args.sizes.clone(),
+        seed: args.seed,
+        draws: args.draws,
+    };
+    let (ds, skipped) = build(&pop, &opts)?;
+    let test_means = |p: &crate::data::Pool| -> Vec<f64> {
+        (0..p.m())
+            .map(|j| crate::build::pairwise_sum(&p.test_scores.column(j)) / ds.test.len() as f64)
+            .collect()
+    };
+    let oracle = |p: &crate::data::Pool| -> f64 {
+        let best: Vec<f64> = (0..ds.test.len())
+            .map(|i| {
+                p.test_scores
+                    .row(i)
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
+        crate::build::pairwise_sum(&best) / best.len() as f64
+    };
+    match args.format.unwrap_or(Format::Table) {
+        Format::Json => {
+            let pools: Vec<serde_json::Value> = ds
+                .pools
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "difficulty": p.difficulty.as_str(), "m": p.m(), "group": p.group,
+                        "models": p.models, "test_means": test_means(p), "test_oracle": oracle(p),
+                        "train_labels": p.train_labels.is_some(),
+                    })
+                })
+                .collect();
+            let skipped: Vec<serde_json::Value> = skipped
+                .iter()
+                .map(|s| serde_json::json!({"m": s.m, "group": s.group, "reason": s.reason}))
+                .collect();
+            let doc = serde_json::json!({
+                "benchmark": ds.benchmark, "source": ds.source, "models": pop.models.len(),
+                "queries": pop.len(), "dim": pop.embeddings.cols(), "seed": opts.seed,
+                "split": {"train": ds.train.len(), "val": ds.val.len(), "test": ds.test.len()},
+                "pools": pools, "skipped": skipped,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "{}: {} queries x {} models, {}-d embeddings; split {} / {} / {} (seed {})",
+                ds.benchmark,
+                pop.len(),
+                pop.models.len(),
+                pop.embeddings.cols(),
+                ds.train.len(),
+                ds.val.len(),
+                ds.test.len(),
+                opts.seed
+            )?;
+            writeln!(
+                out,
+                "{:<10} {:<6} {:<15} {:>8} {:>8}  models (test mean)",
+                "difficulty", "m", "group", "oracle", "or/bsm"
+            )?;
+            for p in &ds.pools {
+                let means = test_means(p);
+                let best = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let o = oracle(p);
+                let shown: Vec<String> = p
+                    .models
+                    .iter()
+                    .zip(&means)
+                    .take(10)
+                    .map(|(m, v)| format!("{m} ({v:.3})"))
+                    .collect();
+                let more = if p.m() > 10 {
+                    format!(", ... {} more", p.m() - 10)
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{:<10} {:<6} {:<15} {:>8.4} {:>8.4}  {}{more}",
+                    p.difficulty.as_str(),
+                    p.m(),
+                    p.group,
+                    o,
+                    o / best,
+                    shown.join(", ")
+                )?;
+            }
+            for s in &skipped {
+                writeln!(out, "skipped m={} {}: {}", s.m, s.group, s.reason)?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -17,8 +17,9 @@ const LAYOUT_HINT: &str = "a RouterEval router dataset is a dict with 'easy' and
      'model'}), 'embedding' ({'train_embed', 'val_embed', 'test_embed'}) and 'prompt' \
      ({'train_prompt', 'val_prompt', 'test_prompt'})";
 
-/// Loads every dataset `path` names: a `*_router_dataset.pkl` file, or a directory, whose
-/// `*_router_dataset.pkl` files are loaded as separate benchmarks (sorted by name).
+/// Loads every dataset `path` names: a `*_router_dataset.pkl` file, a directory, whose
+/// `*_router_dataset.pkl` files are loaded as separate benchmarks (sorted by name), or a
+/// population to build a dataset from (`queries.jsonl` + embeddings, see [`crate::import`]).
 ///
 /// # Errors
 /// When the path does not exist, a directory holds no dataset file, or a file cannot be read.
@@ -45,6 +46,12 @@ pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
         }
         use rayon::prelude::*;
         files.par_iter().map(|f| load_pickle_file(f)).collect()
+    } else if crate::import::detect(path) == Some(crate::import::Format::QueriesJsonl) {
+        // A population: built into a router dataset by RouterEval's rules (default sizes,
+        // seed 42); `build-dataset` shows what it builds.
+        let pop = crate::import::read_population(path, &crate::import::ImportOptions::default())?;
+        let (ds, _skipped) = crate::build::build(&pop, &crate::build::BuildOptions::default())?;
+        Ok(vec![ds])
     } else {
         Ok(vec![load_pickle_file(path)?])
     }

@@ -29,11 +29,13 @@
 //! interface.
 
 pub mod bounds;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod dataset;
 pub mod embedded;
+pub mod import;
 pub mod isolate;
 pub mod metrics;
 pub mod native;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, driving the engine through its public interface (the CLI, run
 //! in-process, and the SDK) on real data from `../shared/data` and the embedded dataset.
 
+mod build;
 mod cli;
 mod configs;
 mod fixtures;

@@ -418,6 +418,7 @@ pub fn build(pop: &Population, opts: &BuildOptions) -> Result<(RouterDataset, Ve
         val: split_data(&val),
         test: split_data(&test),
         pools,
+        split_indices: Some([&train, &val, &test].map(|v| v.iter().map(|&i| i as i64).collect())),
     };
     ds.sort_pools();
     Ok((ds, skipped))

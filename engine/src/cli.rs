@@ -121,9 +121,22 @@ pub struct BuildArgs {
     /// Draws per strong_to_weak pool
     #[arg(long, default_value_t = 1000)]
     draws: usize,
-    /// Output format [default: table]
+    /// Output format of the summary [default: table]
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// Write the dataset to FILE (atomically), in the layout --to names
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The layout of --output: RouterEval's pickle, readable by Python's pickle with numpy 1
+    /// or 2, and by --dataset
+    #[arg(long, value_enum, default_value = "routereval-pkl")]
+    to: ExportFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// `*_router_dataset.pkl`, as RouterEval's get_router_dataset.py writes it
+    RouterevalPkl,
 }
 
 /// Options of `run`.
@@ -351,6 +364,11 @@ fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
         draws: args.draws,
     };
     let (ds, skipped) = build(&pop, &opts)?;
+    if let Some(path) = &args.output {
+        match args.to {
+            ExportFormat::RouterevalPkl => crate::export::write_routereval_pickle(&ds, path)?,
+        }
+    }
     let test_means = |p: &crate::data::Pool| -> Vec<f64> {
         (0..p.m())
             .map(|j| crate::build::pairwise_sum(&p.test_scores.column(j)) / ds.test.len() as f64)

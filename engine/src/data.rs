@@ -183,6 +183,9 @@ pub struct RouterDataset {
     pub test: SplitData,
     /// Candidate pools, sorted by difficulty, size and group.
     pub pools: Vec<Pool>,
+    /// Which rows of the benchmark each split holds (`split_index` in RouterEval's files),
+    /// when known.
+    pub split_indices: Option<[Vec<i64>; 3]>,
 }
 
 impl RouterDataset {
@@ -238,6 +241,7 @@ mod tests {
             val: split(1),
             test: split(1),
             pools: vec![pool.clone()],
+            split_indices: None,
         };
         (ds, pool)
     }

@@ -341,7 +341,24 @@ pub fn from_value(top: Value, benchmark: &str, source: &str) -> Result<RouterDat
     if pools.is_empty() {
         bail!("the dataset has no candidate pools: 'easy' and 'hard' are empty");
     }
+    // `split_index` is informative (routers never see it): kept when it is what RouterEval
+    // writes, one integer array per split of the split's length.
+    let split_indices = top.get("split_index").and_then(|si| {
+        let one = |key: &str, want: usize| match si.get(key) {
+            Some(Value::Array(NdArray {
+                shape,
+                data: ArrayData::I64(v),
+            })) if shape.len() == 1 && v.len() == want => Some(v.clone()),
+            _ => None,
+        };
+        Some([
+            one("train_indices", train.len())?,
+            one("val_indices", val.len())?,
+            one("test_indices", test.len())?,
+        ])
+    });
     let mut ds = RouterDataset {
+        split_indices,
         benchmark: benchmark.to_string(),
         acc_ref: acc_ref(benchmark),
         source: source.to_string(),

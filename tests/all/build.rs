@@ -173,3 +173,130 @@ fn import_errors_name_the_file_the_line_and_the_fix() {
         out.stderr
     );
 }
+
+/// The Python interpreters to check exports with: `ROUTEREVAL_PYTHONS` (`:`-separated; `.ci/run`
+/// sets it to one with numpy 1 and one with numpy 2), else `python3`. Those without numpy are
+/// skipped, each with a printed reason.
+fn pythons_with_numpy() -> Vec<(String, String)> {
+    let list = std::env::var("ROUTEREVAL_PYTHONS").unwrap_or_else(|_| "python3".into());
+    let mut found = Vec::new();
+    for py in list.split(':').filter(|p| !p.is_empty()) {
+        match std::process::Command::new(py)
+            .args(["-c", "import numpy; print(numpy.__version__)"])
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                found.push((
+                    py.to_string(),
+                    String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                ));
+            }
+            Ok(o) => println!(
+                "skipping {py}: it has no numpy ({})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => println!("skipping {py}: cannot run it ({e})"),
+        }
+    }
+    found
+}
+
+#[test]
+fn exported_pickles_load_in_python_with_numpy() {
+    let dir = TempDir::new("export");
+    let out_pkl = dir.path().join("llmrouter_router_dataset.pkl");
+    let jsonl = shared("llmrouter/queries.jsonl");
+    let out = run(&[
+        "build-dataset",
+        jsonl.to_str().unwrap(),
+        "--rows",
+        "train",
+        "-o",
+        out_pkl.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The engine reads its own export back.
+    let ours = routereval_engine::dataset::load_path(&out_pkl)
+        .unwrap()
+        .remove(0);
+    assert_eq!(ours.pools.len(), 6);
+    assert_eq!(ours.split_indices.as_ref().map(|s| s[2].len()), Some(563));
+    let pythons = pythons_with_numpy();
+    if pythons.is_empty() {
+        println!("skipping the Python check: no interpreter with numpy (set ROUTEREVAL_PYTHONS)");
+        return;
+    }
+    let script = r#"
+import json, pickle, sys, warnings
+import numpy as np
+warnings.simplefilter("error")  # a deprecation on load would be a bug of the export
+d = pickle.load(open(sys.argv[1], "rb"))
+out = {"keys": sorted(d.keys()), "hard": len(d["hard"]), "pools": []}
+for m in sorted(d["easy"]):
+    for g in ("all_strong", "all_weak", "strong_to_weak"):
+        p = d["easy"][m][g]
+        out["pools"].append({"m": m, "group": g, "models": [str(x) for x in p["model"]],
+            "dtype": str(p["data"]["train_score"].dtype),
+            "train_sum": float(p["data"]["train_score"].sum()),
+            "test_sum": float(p["data"]["test_score"].sum()),
+            "shape": list(p["data"]["test_score"].shape)})
+e = d["embedding"]["train_embed"]
+out["embed"] = [str(e.dtype), list(e.shape), float(e.astype(np.float64).sum())]
+out["prompt0"] = str(d["prompt"]["val_prompt"][0])
+out["prompt_dtype"] = str(d["prompt"]["val_prompt"].dtype)
+out["split"] = [int(len(d["split_index"][k])) for k in ("train_indices", "val_indices", "test_indices")]
+print(json.dumps(out))
+"#;
+    for (py, version) in pythons {
+        let o = std::process::Command::new(&py)
+            .args(["-c", script, out_pkl.to_str().unwrap()])
+            .output()
+            .expect("run python");
+        assert!(
+            o.status.success(),
+            "{py} (numpy {version}) cannot load the export: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json from python");
+        println!("{py}: numpy {version} loads the export");
+        assert_eq!(
+            v["keys"],
+            serde_json::json!(["easy", "embedding", "hard", "prompt", "split_index"])
+        );
+        assert_eq!(v["hard"], 0);
+        assert_eq!(v["split"], serde_json::json!([4484, 561, 563]));
+        assert_eq!(v["embed"][0], "float32");
+        assert_eq!(v["embed"][1], serde_json::json!([4484, 384]));
+        let our_embed: f64 = ours
+            .train
+            .embeddings
+            .as_slice()
+            .iter()
+            .map(|&x| f64::from(x))
+            .sum();
+        assert!(
+            (v["embed"][2].as_f64().unwrap() - our_embed).abs() < 1e-3 * our_embed.abs().max(1.0)
+        );
+        assert_eq!(v["prompt0"], ours.val.prompts[0].as_str());
+        assert_eq!(v["prompt_dtype"], "object");
+        for p in v["pools"].as_array().unwrap() {
+            let q = ours
+                .pools
+                .iter()
+                .find(|q| q.m() as u64 == p["m"] && q.group == p["group"])
+                .expect("pool");
+            assert_eq!(names(p), q.models);
+            assert_eq!(p["dtype"], "float64");
+            let train: f64 = q
+                .train_scores
+                .as_slice()
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum();
+            let test: f64 = q.test_scores.as_slice().iter().sum();
+            assert!((p["train_sum"].as_f64().unwrap() - train).abs() < 1e-6);
+            assert!((p["test_sum"].as_f64().unwrap() - test).abs() < 1e-9);
+            assert_eq!(p["shape"], serde_json::json!([563, q.m()]));
+        }
+    }
+}

@@ -32,6 +32,7 @@ Examples:
   routereval-engine --plugin target/release/libmy_router.so --isolate process
   routereval-engine routers                      list routers, their parameters, and the bounds
   routereval-engine build-dataset data/queries.jsonl --rows train   pools by RouterEval's rules
+  routereval-engine inspect gsm8k_router_dataset.pkl   shapes, pools, accuracies, leakage
 
 Exit status: 0 when every evaluation succeeded, 1 when some failed (the others are still
 reported), 2 on a usage, config or dataset error.";
@@ -60,6 +61,9 @@ enum Command {
     /// Build a router dataset from a population (every model scored on every query) by
     /// RouterEval's rules, and show its split and pools
     BuildDataset(BuildArgs),
+    /// Show what datasets hold: shapes, pools and models, accuracies per split, fractional
+    /// scores, prompts shared between splits, checksums
+    Inspect(InspectArgs),
     /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
     /// with this; not for people)
     #[command(name = "__native-worker", hide = true)]
@@ -88,6 +92,17 @@ enum DifficultyArg {
 enum Format {
     Table,
     Json,
+}
+
+/// Options of `inspect`.
+#[derive(Clone, Debug, Args)]
+pub struct InspectArgs {
+    /// Datasets, as --dataset takes them
+    #[arg(value_name = "DATASET", required = true)]
+    datasets: Vec<PathBuf>,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
 }
 
 /// Options of `build-dataset`.
@@ -300,6 +315,7 @@ where
         Some(Command::NativeWorker) => Ok(isolate::worker_main()),
         Some(Command::Routers) => list_routers(registry, io.out).map(|()| 0),
         Some(Command::BuildDataset(args)) => build_dataset(&args, io.out).map(|()| 0),
+        Some(Command::Inspect(args)) => inspect(&args, io.out).map(|()| 0),
         Some(Command::Run(args)) => run(&args, registry, io),
         None => run(&cli.run, registry, io),
     };
@@ -344,6 +360,29 @@ fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
         native::ABI,
         native::library_file_name("router")
     )?;
+    Ok(())
+}
+
+fn inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<()> {
+    let mut reports = Vec::new();
+    for path in &args.datasets {
+        let sha = if path.is_file() {
+            Some(native::file_sha256(path)?)
+        } else {
+            None
+        };
+        for ds in dataset::load_path(path)? {
+            reports.push(crate::inspect::inspect(&ds, sha.clone()));
+        }
+    }
+    match args.format.unwrap_or(Format::Table) {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?,
+        Format::Table => {
+            for r in &reports {
+                write!(out, "{}", crate::inspect::to_text(r))?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -46,7 +46,12 @@ pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
         }
         use rayon::prelude::*;
         files.par_iter().map(|f| load_pickle_file(f)).collect()
-    } else if crate::import::detect(path) == Some(crate::import::Format::QueriesJsonl) {
+    } else if crate::import::detect(path) == Some(crate::import::Format::RouterEvalNpz) {
+        Ok(vec![crate::import::read_routereval_npz(path)?])
+    } else if matches!(
+        crate::import::detect(path),
+        Some(crate::import::Format::QueriesJsonl | crate::import::Format::WideCsv)
+    ) {
         // A population: built into a router dataset by RouterEval's rules (default sizes,
         // seed 42); `build-dataset` shows what it builds.
         let pop = crate::import::read_population(path, &crate::import::ImportOptions::default())?;

@@ -6,6 +6,14 @@
 //!   `{"row": i, "split": "train"|"test", "task": ..., "prompt": ..., "scores": [one per
 //!   model]}`; row `i` of the `.npy` (float32 or float64, `queries x dim`) is query `row`'s
 //!   embedding. The `.npy` is given, or the only `.npy` beside the `.jsonl`.
+//! - **A wide CSV**: a header row, then one query per row: a `prompt` column, optional `task`,
+//!   `split` and `row` columns, and one score column per model (every other column, named by
+//!   the model). Embeddings as for the jsonl; row `i` of the `.npy` is the query whose `row` is
+//!   `i`, or the `i`-th data row when there is no `row` column.
+//! - **RouterEval's per-evaluation `.npz`**, as its `test_router.py` writes for each pool
+//!   (`train_embed`, `val_embed`, `test_embed`, `train_score`, `val_score`, `test_score`): a
+//!   router dataset of that one pool (models named `model-0`, ...; no prompts), read directly,
+//!   with no split or pool to build.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +42,10 @@ pub enum Format {
     RouterEvalPickle,
     /// `queries.jsonl` + embeddings `.npy`.
     QueriesJsonl,
+    /// A wide CSV + embeddings `.npy`.
+    WideCsv,
+    /// RouterEval's per-evaluation `.npz` (one pool).
+    RouterEvalNpz,
 }
 
 /// The format of `path`, by its extension.
@@ -41,6 +53,8 @@ pub fn detect(path: &Path) -> Option<Format> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("pkl" | "pickle") => Some(Format::RouterEvalPickle),
         Some("jsonl") => Some(Format::QueriesJsonl),
+        Some("csv") => Some(Format::WideCsv),
+        Some("npz") => Some(Format::RouterEvalNpz),
         _ => None,
     }
 }
@@ -205,19 +219,7 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
             None => bail!("`{p}` has no queries"),
         }
     }
-    let npy = find_embeddings(path, opts.embeddings.as_deref())?;
-    let all = read_npy_matrix(&npy)?;
-    let mut emb = Vec::with_capacity(rows.len() * all.cols());
-    for &r in &rows {
-        if r >= all.rows() {
-            bail!(
-                "`{p}` names row {r}, but the embeddings `{}` have {} rows",
-                npy.display(),
-                all.rows()
-            );
-        }
-        emb.extend_from_slice(all.row(r));
-    }
+    let embeddings = embeddings_for(path, opts, &rows)?;
     let n = rows.len();
     Ok(Population {
         benchmark: benchmark_of(path, opts),
@@ -225,8 +227,208 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
         models,
         tasks,
         prompts,
-        embeddings: Matrix::new(n, all.cols(), emb),
+        embeddings,
         scores: Matrix::new(n, scores.len() / n, scores),
+    })
+}
+
+/// The embeddings of `rows`, from the `.npy` for `input`.
+fn embeddings_for(input: &Path, opts: &ImportOptions, rows: &[usize]) -> Result<Matrix<f32>> {
+    let npy = find_embeddings(input, opts.embeddings.as_deref())?;
+    let all = read_npy_matrix(&npy)?;
+    let mut emb = Vec::with_capacity(rows.len() * all.cols());
+    for &r in rows {
+        if r >= all.rows() {
+            bail!(
+                "`{}` names row {r}, but the embeddings `{}` have {} rows",
+                input.display(),
+                npy.display(),
+                all.rows()
+            );
+        }
+        emb.extend_from_slice(all.row(r));
+    }
+    Ok(Matrix::new(rows.len(), all.cols(), emb))
+}
+
+/// Reads a wide CSV: `prompt`, optional `task` / `split` / `row`, one score column per model.
+///
+/// # Errors
+/// A file cannot be read, there is no `prompt` column or no model column, a score is not a
+/// finite number (named by line and column), the embeddings are missing or too short.
+pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
+    let p = path.display();
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read `{p}`"))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("`{p}`: cannot read the header row"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let Some(prompt_col) = col("prompt") else {
+        bail!(
+            "`{p}` has no `prompt` column (its columns: {}); a wide CSV has `prompt`, optional \
+             `task`, `split` and `row`, and one score column per model",
+            header.join(", ")
+        );
+    };
+    let (task_col, split_col, row_col) = (col("task"), col("split"), col("row"));
+    let model_cols: Vec<usize> = (0..header.len())
+        .filter(|&i| ![Some(prompt_col), task_col, split_col, row_col].contains(&Some(i)))
+        .collect();
+    if model_cols.is_empty() {
+        bail!(
+            "`{p}` has no score columns: every column besides prompt, task, split and row is a model"
+        );
+    }
+    let (mut tasks, mut prompts, mut scores, mut rows) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (k, record) in reader.records().enumerate() {
+        let line = k + 2;
+        let rec = record.with_context(|| format!("`{p}` line {line}"))?;
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
+        if let Some(want) = &opts.rows
+            && get(split_col) != *want
+        {
+            continue;
+        }
+        for &c in &model_cols {
+            let text = rec.get(c).unwrap_or("").trim();
+            let v: f64 = text
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`{p}` line {line}, column `{}`: `{text}` is not a finite number",
+                        header[c]
+                    )
+                })?;
+            scores.push(v);
+        }
+        let row = match row_col {
+            Some(c) => {
+                let text = rec.get(c).unwrap_or("").trim();
+                text.parse().map_err(|_| {
+                    anyhow::anyhow!("`{p}` line {line}, column `row`: `{text}` is not a row number")
+                })?
+            }
+            None => k,
+        };
+        rows.push(row);
+        tasks.push(get(task_col));
+        prompts.push(get(Some(prompt_col)));
+    }
+    if rows.is_empty() {
+        bail!(
+            "`{p}` has no queries{}",
+            opts.rows
+                .as_ref()
+                .map(|s| format!(" whose split is `{s}`"))
+                .unwrap_or_default()
+        );
+    }
+    let n = rows.len();
+    Ok(Population {
+        benchmark: benchmark_of(path, opts),
+        source: path.display().to_string(),
+        models: model_cols.iter().map(|&c| header[c].clone()).collect(),
+        tasks,
+        prompts,
+        embeddings: embeddings_for(path, opts, &rows)?,
+        scores: Matrix::new(n, model_cols.len(), scores),
+    })
+}
+
+fn npz_matrix<R: std::io::Read + std::io::Seek>(
+    npz: &mut ndarray_npy::NpzReader<R>,
+    path: &Path,
+    name: &str,
+) -> Result<Matrix<f64>> {
+    use ndarray::Array2;
+    let arr: Array2<f64> = match npz.by_name::<ndarray::OwnedRepr<f64>, ndarray::Ix2>(name) {
+        Ok(a) => a,
+        Err(first) => match npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::Ix2>(name) {
+            Ok(a) => a.mapv(f64::from),
+            Err(_) => bail!(
+                "`{}` has no 2-D float array `{name}` ({first}); RouterEval's .npz holds \
+                 train_embed, val_embed, test_embed, train_score, val_score and test_score",
+                path.display()
+            ),
+        },
+    };
+    let (rows, cols) = arr.dim();
+    Ok(Matrix::new(rows, cols, arr.iter().copied().collect()))
+}
+
+/// Reads RouterEval's per-evaluation `.npz` as a one-pool router dataset.
+///
+/// # Errors
+/// The file is not a zip of `.npy` arrays, an array is missing, or the shapes disagree.
+pub fn read_routereval_npz(path: &Path) -> Result<crate::data::RouterDataset> {
+    use crate::data::{Difficulty, Pool, RouterDataset, SplitData, acc_ref};
+    let p = path.display();
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open `{p}`"))?;
+    let mut npz = ndarray_npy::NpzReader::new(file)
+        .with_context(|| format!("`{p}` is not an .npz (a zip of .npy arrays)"))?;
+    let mut get = |name: &str| npz_matrix(&mut npz, path, name);
+    let (te, ve, se) = (get("train_embed")?, get("val_embed")?, get("test_embed")?);
+    let (ts, vs, ss) = (get("train_score")?, get("val_score")?, get("test_score")?);
+    let m = ts.cols();
+    for (what, e, s) in [("train", &te, &ts), ("val", &ve, &vs), ("test", &se, &ss)] {
+        if e.rows() != s.rows() || s.cols() != m || e.cols() != te.cols() {
+            bail!(
+                "`{p}`: {what}_embed is {} x {} and {what}_score {} x {}; the rows must agree, \
+                 and every split have {m} score columns and {}-d embeddings",
+                e.rows(),
+                e.cols(),
+                s.rows(),
+                s.cols(),
+                te.cols()
+            );
+        }
+    }
+    if m == 0 || ts.rows() == 0 || ss.rows() == 0 {
+        bail!("`{p}` has no candidates, or no training or test queries");
+    }
+    let f32s = |m: &Matrix<f64>| {
+        Matrix::new(
+            m.rows(),
+            m.cols(),
+            m.as_slice().iter().map(|&v| v as f32).collect(),
+        )
+    };
+    let split = |e: &Matrix<f64>| SplitData {
+        embeddings: f32s(e),
+        prompts: vec![String::new(); e.rows()],
+    };
+    let benchmark = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("npz")
+        .to_string();
+    Ok(RouterDataset {
+        acc_ref: acc_ref(&benchmark),
+        benchmark,
+        source: p.to_string(),
+        train: split(&te),
+        val: split(&ve),
+        test: split(&se),
+        pools: vec![Pool {
+            difficulty: if m < 10 {
+                Difficulty::Easy
+            } else {
+                Difficulty::Hard
+            },
+            group: "npz".into(),
+            models: (0..m).map(|j| format!("model-{j}")).collect(),
+            train_scores: f32s(&ts),
+            val_scores: f32s(&vs),
+            test_scores: ss,
+            train_labels: None,
+        }],
+        split_indices: None,
     })
 }
 
@@ -237,13 +439,18 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
 pub fn read_population(path: &Path, opts: &ImportOptions) -> Result<Population> {
     match detect(path) {
         Some(Format::QueriesJsonl) => read_queries_jsonl(path, opts),
+        Some(Format::WideCsv) => read_wide_csv(path, opts),
+        Some(Format::RouterEvalNpz) => bail!(
+            "`{}` is already one evaluation's data (RouterEval's .npz): evaluate it with --dataset",
+            path.display()
+        ),
         Some(Format::RouterEvalPickle) => bail!(
             "`{}` is already a router dataset (a RouterEval pickle): evaluate it with --dataset",
             path.display()
         ),
         None => bail!(
-            "`{}`: unknown format; this engine imports `queries.jsonl` (+ embeddings `.npy`) \
-             and reads RouterEval `*_router_dataset.pkl`",
+            "`{}`: unknown format; this engine imports `queries.jsonl` or a wide `.csv` (each \
+             with an embeddings `.npy`) and reads RouterEval `*_router_dataset.pkl`",
             path.display()
         ),
     }

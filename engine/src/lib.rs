@@ -37,6 +37,7 @@ pub mod dataset;
 pub mod embedded;
 pub mod export;
 pub mod import;
+pub mod inspect;
 pub mod isolate;
 pub mod metrics;
 pub mod native;

@@ -300,3 +300,221 @@ print(json.dumps(out))
         }
     }
 }
+
+#[test]
+fn inspect_shows_pools_accuracies_leakage_and_checksums() {
+    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
+    let out = run(&["inspect", pkl.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    let r = &v[0];
+    assert_eq!(r["benchmark"], "llmrouter");
+    assert!(
+        r["sha256"]
+            .as_str()
+            .unwrap()
+            .starts_with("b612408c460f9446")
+    );
+    assert_eq!(r["queries"], serde_json::json!([4484, 561, 563]));
+    assert_eq!(r["dim"], 384);
+    assert_eq!(r["prompts"], true);
+    let pools = r["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 6);
+    for p in pools {
+        let t = &p["test"];
+        let (oracle, best) = (
+            t["oracle"].as_f64().unwrap(),
+            t["best_single"].as_f64().unwrap(),
+        );
+        assert!(
+            oracle > best,
+            "oracle {oracle} <= best single {best} in {p}"
+        );
+        let means: Vec<f64> = t["model_means"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(means.len(), p["m"].as_u64().unwrap() as usize);
+        assert_eq!(
+            means.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            best
+        );
+        assert_eq!(t["n"], 563);
+    }
+    // LLMRouter's scores are mostly 0/1; some are fractional.
+    let frac = pools[0]["train"]["fractional"].as_f64().unwrap();
+    assert!(frac > 0.0 && frac < 0.1, "{frac}");
+    // Duplicate prompts exist in LLMRouter's data (the README of ../shared says so).
+    let shared_prompts = &r["shared_prompts"];
+    assert!(shared_prompts["test_in_train"].as_u64().unwrap() <= 563);
+    // The table form names every pool and the checksum.
+    let text = run(&["inspect", pkl.to_str().unwrap()]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout.contains("sha256 b612408c460f9446"),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(
+        text.stdout.matches("strong_to_weak").count(),
+        2,
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_wide_csv_imports_builds_and_evaluates() {
+    let dir = TempDir::new("csv");
+    let (n, d) = (60usize, 4usize);
+    let mut csv = String::from("prompt,task,model-a,model-b,model-c\n");
+    let mut emb = Vec::new();
+    for i in 0..n {
+        let task = if i % 3 == 0 { "algebra" } else { "history" };
+        // model-a is right on algebra, model-b on history, model-c on every fourth query.
+        let a = u8::from(task == "algebra");
+        let b = u8::from(task == "history");
+        let c = u8::from(i % 4 == 0);
+        csv.push_str(&format!(
+            "\"question {i}, about {task}\",{task},{a},{b},{c}\n"
+        ));
+        // Topic directions: the first axis for algebra, the second for history, a little noise.
+        let alg = f32::from(u8::from(task == "algebra"));
+        emb.extend([alg, 1.0 - alg, 0.01 * (i % 7) as f32, 0.01 * (i % 3) as f32]);
+    }
+    let path = dir.path().join("toy.csv");
+    std::fs::write(&path, csv).unwrap();
+    let arr = ndarray::Array2::from_shape_vec((n, d), emb).unwrap();
+    ndarray_npy::write_npy(dir.path().join("toy_embeddings.npy"), &arr).unwrap();
+    let out = run(&[
+        "build-dataset",
+        path.to_str().unwrap(),
+        "--sizes",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["benchmark"], "toy");
+    assert_eq!(v["models"], 3);
+    // 20 algebra queries: 16 / 2 / 2; 40 history: 32 / 4 / 4.
+    assert_eq!(
+        v["split"],
+        serde_json::json!({"train": 48, "val": 6, "test": 6})
+    );
+    assert_eq!(pools(&v).len(), 3);
+    // Evaluated directly: kNN learns the topic -> model mapping from the embeddings, and
+    // matches the oracle.
+    let out = run(&[
+        "--dataset",
+        path.to_str().unwrap(),
+        "-r",
+        "knn",
+        "-r",
+        "oracle",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["mu"].as_f64().unwrap(), 1.0, "{r}");
+    }
+    // A score that is not a number is named by line and column.
+    std::fs::write(&path, "prompt,model-a\nhello,yes\n").unwrap();
+    let out = run(&["build-dataset", path.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("line 2, column `model-a`: `yes` is not a finite number"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&path, "question,model-a\nhello,1\n").unwrap();
+    let out = run(&["build-dataset", path.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("has no `prompt` column"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn routereval_npz_evaluates_like_the_pool_it_came_from() {
+    use ndarray::Array2;
+    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
+    let ds = routereval_engine::dataset::load_path(&pkl)
+        .unwrap()
+        .remove(0);
+    let pool = ds
+        .pools
+        .iter()
+        .find(|p| p.m() == 3 && p.group == "all_strong")
+        .unwrap();
+    // What RouterEval's test_router.py writes for this pool with np.savez.
+    let dir = TempDir::new("npz");
+    let npz_path = dir.path().join("tmp_perf.npz");
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&npz_path).unwrap());
+    let f32m = |m: &routereval_engine::data::Matrix<f32>| {
+        Array2::from_shape_vec((m.rows(), m.cols()), m.as_slice().to_vec()).unwrap()
+    };
+    let f64m = |m: &routereval_engine::data::Matrix<f32>| f32m(m).mapv(f64::from);
+    npz.add_array("train_embed", &f32m(&ds.train.embeddings))
+        .unwrap();
+    npz.add_array("val_embed", &f32m(&ds.val.embeddings))
+        .unwrap();
+    npz.add_array("test_embed", &f32m(&ds.test.embeddings))
+        .unwrap();
+    npz.add_array("train_score", &f64m(&pool.train_scores))
+        .unwrap();
+    npz.add_array("val_score", &f64m(&pool.val_scores)).unwrap();
+    let t = &pool.test_scores;
+    let test = Array2::from_shape_vec((t.rows(), t.cols()), t.as_slice().to_vec()).unwrap();
+    npz.add_array("test_score", &test).unwrap();
+    npz.finish().unwrap();
+    let from_npz = run(&[
+        "--dataset",
+        npz_path.to_str().unwrap(),
+        "-r",
+        "knn",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(from_npz.code, 0, "{}", from_npz.stderr);
+    let from_pkl = run(&[
+        "--dataset",
+        pkl.to_str().unwrap(),
+        "-r",
+        "knn",
+        "--candidates",
+        "3",
+        "--group",
+        "all_strong",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(from_pkl.code, 0, "{}", from_pkl.stderr);
+    let (a, b) = (from_npz.json(), from_pkl.json());
+    let (a, b) = (&a["results"][0], &b["results"][0]);
+    assert_eq!(a["group"], "npz");
+    for f in ["mu", "vb", "ep"] {
+        assert_eq!(a[f], b[f], "{f}");
+    }
+    // A file missing an array names it and the layout.
+    let bad = dir.path().join("bad.npz");
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&bad).unwrap());
+    npz.add_array("train_embed", &f32m(&ds.train.embeddings))
+        .unwrap();
+    npz.finish().unwrap();
+    let out = run(&["--dataset", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("no 2-D float array `val_embed`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -127,6 +127,16 @@ impl Enc {
         self.op(b'b');
     }
 
+    /// A little-endian numeric array of dtype `code` (`f8`, `f4`, `i8`).
+    fn numeric(&mut self, shape: &[usize], code: &str, raw: impl Iterator<Item = u8>) {
+        let raw: Vec<u8> = raw.collect();
+        self.array(shape, |e| {
+            e.dtype(code, "<", -1, -1, 0);
+            e.op(0x89); // NEWFALSE: C order
+            e.bytes(&raw);
+        });
+    }
+
     fn value(&mut self, v: &Py<'_>) {
         match v {
             Py::Str(s) => self.str(s),
@@ -142,36 +152,17 @@ impl Enc {
                     self.op(b'u');
                 }
             }
-            Py::F64(shape, data) => self.array(shape, |e| {
-                e.dtype("f8", "<", -1, -1, 0);
-                e.op(0x89);
-                e.bytes(
-                    &data
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                );
-            }),
-            Py::F32(shape, data) => self.array(shape, |e| {
-                e.dtype("f4", "<", -1, -1, 0);
-                e.op(0x89);
-                e.bytes(
-                    &data
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                );
-            }),
-            Py::I64(data) => self.array(&[data.len()], |e| {
-                e.dtype("i8", "<", -1, -1, 0);
-                e.op(0x89);
-                e.bytes(
-                    &data
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                );
-            }),
+            Py::F64(shape, data) => {
+                self.numeric(shape, "f8", data.iter().flat_map(|v| v.to_le_bytes()))
+            }
+            Py::F32(shape, data) => {
+                self.numeric(shape, "f4", data.iter().flat_map(|v| v.to_le_bytes()))
+            }
+            Py::I64(data) => self.numeric(
+                &[data.len()],
+                "i8",
+                data.iter().flat_map(|v| v.to_le_bytes()),
+            ),
             Py::Unicode(strings) => {
                 // Fixed width in code points; numpy's minimum is 1.
                 let width = strings

@@ -775,7 +775,8 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
                     None => std::env::current_exe()
                         .context("cannot find this program's executable to run isolated plugins")?,
                 };
-                let plugin = NativePlugin::load(&path, isolation, &worker, &plan.policy)?;
+                let plugin =
+                    NativePlugin::load_hashed(&path, sha, isolation, &worker, &plan.policy)?;
                 (
                     plugin.unusable().cloned(),
                     Contender::native(Arc::new(plugin), params),

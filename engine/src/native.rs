@@ -339,6 +339,21 @@ impl NativePlugin {
         policy: &SandboxPolicy,
     ) -> Result<NativePlugin> {
         let sha256 = file_sha256(path)?;
+        Self::load_hashed(path, sha256, isolation, worker, policy)
+    }
+
+    /// [`NativePlugin::load`] for a caller that already hashed the file (to decide its
+    /// isolation by the allow-list).
+    ///
+    /// # Errors
+    /// As [`NativePlugin::load`].
+    pub fn load_hashed(
+        path: &Path,
+        sha256: String,
+        isolation: Isolation,
+        worker: &Path,
+        policy: &SandboxPolicy,
+    ) -> Result<NativePlugin> {
         // Loaded by absolute path: a bare file name would make the platform search its
         // library path instead.
         let abs = std::path::absolute(path)

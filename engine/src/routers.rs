@@ -73,6 +73,15 @@ pub fn reported_name(raw: &str) -> Option<String> {
     (name.len() <= 64 && is_valid_name(name)).then(|| name.to_string())
 }
 
+/// A plugin's row label: `name@how`, then `:params` when there are any.
+fn plugin_label(name: &str, how: &str, params: &Params) -> String {
+    if params.is_empty() {
+        format!("{name}@{how}")
+    } else {
+        format!("{name}@{how}:{params}")
+    }
+}
+
 /// Names reserved for the reference bounds.
 pub const BOUND_NAMES: [&str; 3] = ["oracle", "random", "r_o"];
 
@@ -195,11 +204,7 @@ impl Contender {
 
     /// A loaded WebAssembly plugin with its parameters.
     pub fn wasm(plugin: Arc<WasmPlugin>, params: Params) -> Contender {
-        let label = if params.is_empty() {
-            format!("{}@wasm", plugin.name())
-        } else {
-            format!("{}@wasm:{params}", plugin.name())
-        };
+        let label = plugin_label(plugin.name(), "wasm", &params);
         Contender::Wasm {
             plugin,
             params,
@@ -209,11 +214,7 @@ impl Contender {
 
     /// A loaded native plugin with its parameters.
     pub fn native(plugin: Arc<NativePlugin>, params: Params) -> Contender {
-        let label = if params.is_empty() {
-            format!("{}@native", plugin.name())
-        } else {
-            format!("{}@native:{params}", plugin.name())
-        };
+        let label = plugin_label(plugin.name(), "native", &params);
         Contender::Native {
             plugin,
             params,

@@ -186,14 +186,14 @@ fn run_wasm(
     }
 }
 
-/// Runs a native plugin on the pool.
+/// Runs a native plugin on the pool (no fuel: native code is not metered).
 fn run_native(
     plugin: &NativePlugin,
     params: &routereval_sdk::Params,
     ds: &RouterDataset,
     pool: &Pool,
-) -> (Result<Routing, EvalError>, Option<String>) {
-    match views(ds, pool) {
+) -> Outcome {
+    let (routing, log) = match views(ds, pool) {
         Ok((train, val, test)) => plugin.evaluate(params, &train, &val, &test),
         Err(e) => (
             Err(EvalError {
@@ -202,6 +202,42 @@ fn run_native(
             }),
             None,
         ),
+    };
+    Outcome {
+        routing,
+        fuel: None,
+        log: log.unwrap_or_default(),
+    }
+}
+
+/// A plugin evaluation's result (WebAssembly or native): the engine's own panic, the plugin's
+/// typed failure, or the routing validated and scored; the fuel and log go to `by_products`.
+fn plugin_outcome(
+    caught: std::thread::Result<Outcome>,
+    ds: &RouterDataset,
+    pool: &Pool,
+    where_: &str,
+    by_products: (&mut Option<u64>, &mut Option<String>),
+) -> Result<Metrics, EvalError> {
+    match caught {
+        Err(payload) => Err(EvalError {
+            kind: "panic".into(),
+            message: format!(
+                "{where_}: the engine panicked running the plugin: {}",
+                panic_message(&*payload)
+            ),
+        }),
+        Ok(out) => {
+            *by_products.0 = out.fuel;
+            *by_products.1 = Some(out.log).filter(|l| !l.is_empty());
+            match out.routing {
+                Err(e) => Err(EvalError {
+                    kind: e.kind,
+                    message: format!("{where_}: {}", e.message),
+                }),
+                Ok(routing) => check_and_score(routing, ds, pool, where_),
+            }
+        }
     }
 }
 
@@ -247,49 +283,20 @@ pub fn execute_one(
     let (mut fuel, mut log) = (None, None);
     let outcome: Result<Metrics, EvalError> = match contender {
         Contender::Bound(b) => Ok(b.evaluate(&pool.test_scores, ds.acc_ref)),
-        Contender::Wasm { plugin, params, .. } => {
-            match catch_unwind(AssertUnwindSafe(|| run_wasm(plugin, params, ds, pool))) {
-                Err(payload) => Err(EvalError {
-                    kind: "panic".into(),
-                    message: format!(
-                        "{where_}: the engine panicked running the plugin: {}",
-                        panic_message(&*payload)
-                    ),
-                }),
-                Ok(out) => {
-                    fuel = out.fuel;
-                    log = Some(out.log).filter(|l| !l.is_empty());
-                    match out.routing {
-                        Err(e) => Err(EvalError {
-                            kind: e.kind,
-                            message: format!("{where_}: {}", e.message),
-                        }),
-                        Ok(routing) => check_and_score(routing, ds, pool, &where_),
-                    }
-                }
-            }
-        }
-        Contender::Native { plugin, params, .. } => {
-            match catch_unwind(AssertUnwindSafe(|| run_native(plugin, params, ds, pool))) {
-                Err(payload) => Err(EvalError {
-                    kind: "panic".into(),
-                    message: format!(
-                        "{where_}: the engine panicked running the plugin: {}",
-                        panic_message(&*payload)
-                    ),
-                }),
-                Ok((routed, plugin_log)) => {
-                    log = plugin_log.filter(|l| !l.is_empty());
-                    match routed {
-                        Err(e) => Err(EvalError {
-                            kind: e.kind,
-                            message: format!("{where_}: {}", e.message),
-                        }),
-                        Ok(routing) => check_and_score(routing, ds, pool, &where_),
-                    }
-                }
-            }
-        }
+        Contender::Wasm { plugin, params, .. } => plugin_outcome(
+            catch_unwind(AssertUnwindSafe(|| run_wasm(plugin, params, ds, pool))),
+            ds,
+            pool,
+            &where_,
+            (&mut fuel, &mut log),
+        ),
+        Contender::Native { plugin, params, .. } => plugin_outcome(
+            catch_unwind(AssertUnwindSafe(|| run_native(plugin, params, ds, pool))),
+            ds,
+            pool,
+            &where_,
+            (&mut fuel, &mut log),
+        ),
         Contender::Router { name, params, .. } => {
             let routed = catch_unwind(AssertUnwindSafe(|| {
                 fit_and_route(registry, name, params, ds, pool)

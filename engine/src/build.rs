@@ -148,10 +148,17 @@ fn py_slice(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
     a..b.max(a)
 }
 
-/// The scores by model: `models x queries`, each row contiguous (as RouterEval's `dataset`).
+/// The scores by model: `models x queries`, each row contiguous (as RouterEval's `dataset`),
+/// with each model's mean; and, when every score is 0 or 1, each model's correct answers as a
+/// bit set, so an oracle over a thousand models is a thousand ORs of a few hundred words and a
+/// population count. The count is exact, and so is numpy's pairwise sum of zeros and ones (every
+/// partial sum is a small integer), so both give the same mean to the bit.
 struct ByModel {
     n: usize,
     rows: Vec<f64>,
+    means: Vec<f64>,
+    bits: Option<Vec<u64>>,
+    words: usize,
 }
 
 impl ByModel {
@@ -163,7 +170,28 @@ impl ByModel {
                 rows[j * n + i] = v;
             }
         }
-        ByModel { n, rows }
+        let words = n.div_ceil(64);
+        let binary = rows.iter().all(|&v| v == 0.0 || v == 1.0);
+        let bits = binary.then(|| {
+            let mut bits = vec![0u64; words * m];
+            for j in 0..m {
+                let set = &mut bits[j * words..(j + 1) * words];
+                for (i, &v) in rows[j * n..(j + 1) * n].iter().enumerate() {
+                    if v == 1.0 {
+                        set[i / 64] |= 1 << (i % 64);
+                    }
+                }
+            }
+            bits
+        });
+        let means = (0..m).map(|j| mean(&rows[j * n..(j + 1) * n])).collect();
+        ByModel {
+            n,
+            rows,
+            means,
+            bits,
+            words,
+        }
     }
 
     fn model(&self, j: usize) -> &[f64] {
@@ -172,6 +200,17 @@ impl ByModel {
 
     /// RouterEval's `oracle_router`: mean over queries of the best score among `models`.
     fn oracle(&self, models: &[usize]) -> f64 {
+        if let Some(bits) = &self.bits {
+            let w = self.words;
+            let mut any = bits[models[0] * w..(models[0] + 1) * w].to_vec();
+            for &j in &models[1..] {
+                for (a, &b) in any.iter_mut().zip(&bits[j * w..(j + 1) * w]) {
+                    *a |= b;
+                }
+            }
+            let count: u32 = any.iter().map(|x| x.count_ones()).sum();
+            return f64::from(count) / self.n as f64;
+        }
         let mut best = self.model(models[0]).to_vec();
         for &j in &models[1..] {
             for (b, &v) in best.iter_mut().zip(self.model(j)) {
@@ -231,7 +270,7 @@ fn select_in(
     seed: u64,
     draws: usize,
 ) -> std::result::Result<Vec<usize>, String> {
-    let means: Vec<f64> = (0..n_models).map(|j| mean(data.model(j))).collect();
+    let means = &data.means;
     let mut sorted: Vec<usize> = (0..n_models).collect();
     // Stable: equal means keep column order (numpy's default sort is stable for the small
     // arrays of the official data; see the module docs).

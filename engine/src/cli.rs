@@ -61,6 +61,9 @@ enum Command {
     /// Build a router dataset from a population (every model scored on every query) by
     /// RouterEval's rules, and show its split and pools
     BuildDataset(BuildArgs),
+    /// Write a synthetic suite with the shapes of RouterEval's 12 benchmarks (a population of
+    /// 2,000 LLMs from an item-response model, pools up to m = 1000), one pickle per benchmark
+    Synth(SynthArgs),
     /// Show what datasets hold: shapes, pools and models, accuracies per split, fractional
     /// scores, prompts shared between splits, checksums
     Inspect(InspectArgs),
@@ -146,6 +149,44 @@ pub struct BuildArgs {
     /// or 2, and by --dataset
     #[arg(long, value_enum, default_value = "routereval-pkl")]
     to: ExportFormat,
+}
+
+/// Options of `synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// The directory to write `<benchmark>_router_dataset.pkl` files into (created if missing;
+    /// each file written atomically); `--dataset DIR` then evaluates on all of them
+    #[arg(long, short = 'o', value_name = "DIR")]
+    output: PathBuf,
+    /// Seed of the population, the items, the split and the pool draws
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// LLMs in the population (pools of m = 1000 need about 1,500)
+    #[arg(long, default_value_t = 2000)]
+    models: usize,
+    /// Only these benchmarks [default: all 12]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    benchmarks: Vec<String>,
+    /// Pool sizes (below 10 easy, else hard)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "M,...",
+        default_value = "3,5,10,100,1000"
+    )]
+    sizes: Vec<usize>,
+    /// Draws per strong_to_weak pool
+    #[arg(long, default_value_t = 1000)]
+    draws: usize,
+    /// Embedding dimension
+    #[arg(long, default_value_t = 768)]
+    dim: usize,
+    /// Item counts are RouterEval's times this (e.g. 0.1 for a quick suite)
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Output format of the summary [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -316,6 +357,7 @@ where
         Some(Command::Routers) => list_routers(registry, io.out).map(|()| 0),
         Some(Command::BuildDataset(args)) => build_dataset(&args, io.out).map(|()| 0),
         Some(Command::Inspect(args)) => inspect(&args, io.out).map(|()| 0),
+        Some(Command::Synth(args)) => synth(&args, io.out, io.err).map(|()| 0),
         Some(Command::Run(args)) => run(&args, registry, io),
         None => run(&cli.run, registry, io),
     };
@@ -381,6 +423,99 @@ fn inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<()> {
             for r in &reports {
                 write!(out, "{}", crate::inspect::to_text(r))?;
             }
+        }
+    }
+    Ok(())
+}
+
+fn synth(args: &SynthArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    use crate::synth::{SynthOptions, Written, write_suite};
+    let opts = SynthOptions {
+        seed: args.seed,
+        models: args.models,
+        dim: args.dim,
+        scale: args.scale,
+        benchmarks: args.benchmarks.clone(),
+        build: crate::build::BuildOptions {
+            sizes: args.sizes.clone(),
+            seed: args.seed,
+            draws: args.draws,
+        },
+    };
+    let n = opts.specs()?.len();
+    let start = Instant::now();
+    // Progress goes to stderr as each file lands (in completion order); `err` is not Sync,
+    // so lines are queued and printed by this thread.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let written = std::thread::scope(|s| -> Result<Vec<Written>> {
+        let worker = s.spawn(|| {
+            let tx = Mutex::new(tx);
+            write_suite(&opts, &args.output, &|w: &Written| {
+                let line = format!(
+                    "synth: wrote {} ({} pools, {:.1} MB) in {:.1} s",
+                    w.path.display(),
+                    w.pools,
+                    w.bytes as f64 / 1e6,
+                    w.seconds
+                );
+                let _ = tx.lock().map(|t| t.send(line));
+            })
+        });
+        let mut done = 0;
+        for line in rx {
+            done += 1;
+            let _ = writeln!(err, "[{done}/{n}] {line}");
+        }
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("synth panicked")))
+    })?;
+    let seconds = start.elapsed().as_secs_f64();
+    match args.format.unwrap_or(Format::Table) {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "seed": opts.seed, "models": opts.models, "dim": opts.dim, "scale": opts.scale,
+                "sizes": opts.build.sizes, "draws": opts.build.draws, "seconds": seconds,
+                "benchmarks": written,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "synthetic suite, seed {}, {} LLMs, {}-d embeddings, in `{}`:",
+                opts.seed,
+                opts.models,
+                opts.dim,
+                args.output.display()
+            )?;
+            writeln!(
+                out,
+                "  {:<24} {:>6} {:>5} {:>5} {:>6} {:>10}",
+                "benchmark", "train", "val", "test", "pools", "MB"
+            )?;
+            for w in &written {
+                writeln!(
+                    out,
+                    "  {:<24} {:>6} {:>5} {:>5} {:>6} {:>10.1}",
+                    w.benchmark,
+                    w.queries[0],
+                    w.queries[1],
+                    w.queries[2],
+                    w.pools,
+                    w.bytes as f64 / 1e6
+                )?;
+                for s in &w.skipped {
+                    writeln!(out, "    skipped {s}")?;
+                }
+            }
+            writeln!(
+                out,
+                "{} files, {:.1} MB in {seconds:.1} s; evaluate with --dataset {}",
+                written.len(),
+                written.iter().map(|w| w.bytes).sum::<u64>() as f64 / 1e6,
+                args.output.display()
+            )?;
         }
     }
     Ok(())

@@ -46,5 +46,6 @@ pub mod report;
 pub mod routers;
 pub mod run;
 pub mod sandbox;
+pub mod synth;
 pub mod validate;
 pub mod wasm;

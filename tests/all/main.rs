@@ -7,6 +7,7 @@ mod configs;
 mod fixtures;
 mod llmrouter;
 mod native;
+mod synth;
 mod util;
 mod validation;
 mod wasm;

@@ -30,6 +30,8 @@ Examples:
   routereval-engine --config configs/default.toml
   routereval-engine --router knn --plugin my_router.wasm:k=7 --fuel 1000000000000
   routereval-engine --plugin target/release/libmy_router.so --isolate process
+  routereval-engine --plugin 'exec:python3 examples/python-router/knn_router.py {npz} {out}'
+  routereval-engine synth -o data/synth           the 12-benchmark synthetic suite, m up to 1000
   routereval-engine routers                      list routers, their parameters, and the bounds
   routereval-engine build-dataset data/queries.jsonl --rows train   pools by RouterEval's rules
   routereval-engine inspect gsm8k_router_dataset.pkl   shapes, pools, accuracies, leakage
@@ -210,7 +212,10 @@ pub struct RunArgs {
     /// A router plugin with parameters, e.g. `my_router.wasm:k=7` (repeatable; rows after the
     /// --router rows): a WebAssembly component (built for wasm32-wasip2), run in the sandbox,
     /// or a native library (`libmy_router.so`, `.dylib`, `.dll`, built with the router crate's
-    /// `native-plugin` feature), run at native speed, isolated as --isolate says
+    /// `native-plugin` feature), run at native speed, isolated as --isolate says; or a command,
+    /// `exec[NAME]:COMMAND`, run per pool with `{npz}` replaced by RouterEval's .npz of the
+    /// pool: it prints mu, V_B, Ep (self-reported), or, with `{out}` in the command, saves its
+    /// N_test x m belief there as .npy for the engine to score
     #[arg(long = "plugin", short = 'p', value_name = "FILE[:KEY=VALUE,...]")]
     plugins: Vec<String>,
     /// Which pools: easy (m = 3, 5), hard (m = 10, 100, 1000) or all [default: all]
@@ -656,11 +661,19 @@ struct Plan {
 /// A row of the results, before plugins are loaded.
 enum Spec {
     Ready(Contender),
-    Plugin { path: PathBuf, params: Params },
+    Plugin {
+        path: PathBuf,
+        params: Params,
+    },
+    /// `exec:COMMAND`, built once the run's limits are known.
+    Exec(String),
 }
 
 /// Splits `FILE[:KEY=VALUE,...]`: the whole text when it names a file, else at the last `:`.
 fn parse_plugin(spec: &str, seed: u64) -> Result<Spec> {
+    if spec.starts_with("exec:") || spec.starts_with("exec[") {
+        return Ok(Spec::Exec(spec.to_string()));
+    }
     let (path, rest) = if Path::new(spec).is_file() {
         (spec, "")
     } else {
@@ -882,6 +895,20 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
                 continue;
             }
             Spec::Plugin { path, params } => (path, params),
+            Spec::Exec(spec) => {
+                let router = crate::exec::ExecRouter::parse(&spec, plan.seed, &plan.policy)?;
+                if router.reporting() == crate::exec::Reporting::SelfReported {
+                    let _ = writeln!(
+                        err,
+                        "note: `{}` prints its own metrics (RouterEval's contract): its rows are \
+                         marked self-reported; put {{out}} in the command and save the routing \
+                         there to have the engine compute them",
+                        router.label()
+                    );
+                }
+                contenders.push(Contender::Exec(Arc::new(router)));
+                continue;
+            }
         };
         let (unusable, contender) = match native::sniff(&path)? {
             PluginFormat::Wasm => {
@@ -934,7 +961,8 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
     if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
         bail!(
             "router `{}` is given twice (plugins are named by their router; give two builds \
-             different names with export_router!(Router, name = \"...\"))",
+             different names with export_router!(Router, name = \"...\"), two commands with \
+             exec[NAME]:COMMAND)",
             w[0]
         );
     }
@@ -1010,6 +1038,11 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
                         "sdk_version": plugin.sdk_version(),
                         "abi": native::ABI,
                         "isolation": plugin.isolation(),
+                    })),
+                    Contender::Exec(e) => Some(serde_json::json!({
+                        "router": e.label(),
+                        "command": e.command(),
+                        "self_reported": e.reporting() == crate::exec::Reporting::SelfReported,
                     })),
                     _ => None,
                 })

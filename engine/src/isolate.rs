@@ -243,17 +243,17 @@ fn grow_pipe(stdin: &std::process::ChildStdin) {
 fn grow_pipe(_: &std::process::ChildStdin) {}
 
 #[cfg(unix)]
-fn signal_of(status: &ExitStatus) -> Option<i32> {
+pub(crate) fn signal_of(status: &ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     status.signal()
 }
 
 #[cfg(not(unix))]
-fn signal_of(_: &ExitStatus) -> Option<i32> {
+pub(crate) fn signal_of(_: &ExitStatus) -> Option<i32> {
     None
 }
 
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     match sig {
         4 => "SIGILL, an illegal instruction",
         6 => "SIGABRT, an abort",

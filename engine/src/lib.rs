@@ -35,6 +35,7 @@ pub mod config;
 pub mod data;
 pub mod dataset;
 pub mod embedded;
+pub mod exec;
 pub mod export;
 pub mod import;
 pub mod inspect;

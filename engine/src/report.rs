@@ -19,6 +19,7 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
             json!({
                 "router": r.router,
                 "kind": r.kind,
+                "self_reported": r.self_reported,
                 "benchmark": r.benchmark,
                 "difficulty": r.difficulty,
                 "m": r.m,
@@ -64,9 +65,13 @@ pub fn to_table(results: &[EvalResult]) -> String {
         cols.sort();
         cols.dedup();
         let mut rows: Vec<(&str, bool)> = Vec::new();
+        let mut self_reported: Vec<&str> = Vec::new();
         for r in &rs {
             if !rows.iter().any(|(n, _)| *n == r.router) {
                 rows.push((&r.router, r.is_bound));
+            }
+            if r.self_reported && !self_reported.contains(&r.router.as_str()) {
+                self_reported.push(&r.router);
             }
         }
         rows.sort_by_key(|&(_, b)| b); // stable: routers first, then bounds, each in given order
@@ -92,7 +97,9 @@ pub fn to_table(results: &[EvalResult]) -> String {
         );
         let name_w = rows
             .iter()
-            .map(|(n, b)| n.len() + if *b { 8 } else { 0 })
+            .map(|(n, b)| {
+                n.len() + if *b { 8 } else { 0 } + if self_reported.contains(n) { 2 } else { 0 }
+            })
             .max()
             .unwrap_or(6)
             .max(6);
@@ -114,6 +121,8 @@ pub fn to_table(results: &[EvalResult]) -> String {
             }
             let shown = if *is_bound {
                 format!("{name} (bound)")
+            } else if self_reported.contains(name) {
+                format!("{name} *")
             } else {
                 name.to_string()
             };
@@ -148,6 +157,13 @@ pub fn to_table(results: &[EvalResult]) -> String {
             .map(|((d, m), g)| format!("{d} m={m}: {}", g.join(", ")))
             .collect();
         let _ = writeln!(out, "cells average the groups: {}", notes.join("; "));
+        if !self_reported.is_empty() {
+            let _ = writeln!(
+                out,
+                "* self-reported: mu, V_B and Ep as the router printed them (V_R = mu / acc_ref); \
+                 the engine did not compute them and cannot vouch for them"
+            );
+        }
         let failures: Vec<&&EvalResult> = rs.iter().filter(|r| !r.is_ok()).collect();
         if !failures.is_empty() {
             let _ = writeln!(out, "failed evaluations:");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
 
 use crate::bounds::Bound;
+use crate::exec::{ExecRouter, Reporting};
 use crate::native::NativePlugin;
 use crate::wasm::WasmPlugin;
 
@@ -172,6 +173,9 @@ pub enum Contender {
         /// How it is shown: `knn@native` or `knn@native:k=7`.
         label: String,
     },
+    /// A program run per evaluation (`--plugin 'exec:COMMAND'`), RouterEval's own scripts
+    /// among them.
+    Exec(Arc<ExecRouter>),
     /// A reference bound.
     Bound(Bound),
 }
@@ -183,8 +187,14 @@ impl Contender {
             Contender::Router { label, .. }
             | Contender::Wasm { label, .. }
             | Contender::Native { label, .. } => label.clone(),
+            Contender::Exec(e) => e.label(),
             Contender::Bound(b) => b.label(),
         }
+    }
+
+    /// Whether its metrics are the router's own word (an exec router that prints them).
+    pub fn is_self_reported(&self) -> bool {
+        matches!(self, Contender::Exec(e) if e.reporting() == Reporting::SelfReported)
     }
 
     /// Whether it is a reference bound.
@@ -192,12 +202,14 @@ impl Contender {
         matches!(self, Contender::Bound(_))
     }
 
-    /// How it is loaded: `builtin`, `wasm`, `native` or `bound` (the `kind` of its results).
+    /// How it is loaded: `builtin`, `wasm`, `native`, `exec` or `bound` (the `kind` of its
+    /// results).
     pub fn kind(&self) -> &'static str {
         match self {
             Contender::Router { .. } => "builtin",
             Contender::Wasm { .. } => "wasm",
             Contender::Native { .. } => "native",
+            Contender::Exec(_) => "exec",
             Contender::Bound(_) => "bound",
         }
     }

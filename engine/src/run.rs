@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use routereval_sdk::{Queries, RouterError, Routing, Split};
 
 use crate::data::{Difficulty, Pool, RouterDataset, SplitData};
+use crate::exec::Reported;
 use crate::metrics::{self, Metrics};
 use crate::native::NativePlugin;
 use crate::routers::{Contender, Registry};
@@ -75,7 +76,9 @@ pub struct EvalError {
     /// `abi_mismatch`, `missing_export`; for WebAssembly plugins `out_of_fuel`, `timeout`,
     /// `out_of_memory`, `stack_overflow`, `trap` (see [`crate::wasm`]); for isolated native
     /// plugins `crash`, `abort`, `timeout`, `load_error` (the library changed or vanished
-    /// during the run), `worker_error` (see [`crate::isolate`]).
+    /// during the run), `worker_error` (see [`crate::isolate`]); for exec routers
+    /// `exec_failed` (it could not start or exited with an error), `crash`, `timeout`,
+    /// `invalid_output` (see [`crate::exec`]).
     pub kind: String,
     /// What happened, naming the router and the pool.
     pub message: String,
@@ -88,7 +91,10 @@ pub struct EvalResult {
     pub router: String,
     /// Whether the contender is a reference bound.
     pub is_bound: bool,
-    /// How the contender was loaded: `builtin`, `wasm`, `native` or `bound`.
+    /// Whether the metrics are the router's own word (an exec router that prints them): the
+    /// engine did not compute them, and they are never a verified result.
+    pub self_reported: bool,
+    /// How the contender was loaded: `builtin`, `wasm`, `native`, `exec` or `bound`.
     pub kind: &'static str,
     /// Benchmark name.
     pub benchmark: String,
@@ -297,6 +303,27 @@ pub fn execute_one(
             &where_,
             (&mut fuel, &mut log),
         ),
+        Contender::Exec(router) => {
+            match catch_unwind(AssertUnwindSafe(|| router.evaluate(ds, pool, &where_))) {
+                Err(payload) => Err(EvalError {
+                    kind: "panic".into(),
+                    message: format!(
+                        "{where_}: the engine panicked running the command: {}",
+                        panic_message(&*payload)
+                    ),
+                }),
+                Ok(out) => {
+                    log = Some(out.log).filter(|l| !l.is_empty());
+                    match out.result {
+                        Err(e) => Err(e),
+                        Ok(Reported::Metrics(m)) => Ok(m),
+                        Ok(Reported::Routing(routing)) => {
+                            check_and_score(routing, ds, pool, &where_)
+                        }
+                    }
+                }
+            }
+        }
         Contender::Router { name, params, .. } => {
             let routed = catch_unwind(AssertUnwindSafe(|| {
                 fit_and_route(registry, name, params, ds, pool)
@@ -321,6 +348,7 @@ pub fn execute_one(
     EvalResult {
         router: label,
         is_bound: contender.is_bound(),
+        self_reported: contender.is_self_reported(),
         kind: contender.kind(),
         benchmark: ds.benchmark.clone(),
         difficulty: pool.difficulty,

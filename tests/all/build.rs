@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::util::{TempDir, run, shared};
+use crate::util::{TempDir, pythons_with, run, shared};
 
 fn pools(v: &Value) -> &Vec<Value> {
     v["pools"].as_array().expect("pools")
@@ -174,33 +174,6 @@ fn import_errors_name_the_file_the_line_and_the_fix() {
     );
 }
 
-/// The Python interpreters to check exports with: `ROUTEREVAL_PYTHONS` (`:`-separated; `.ci/run`
-/// sets it to one with numpy 1 and one with numpy 2), else `python3`. Those without numpy are
-/// skipped, each with a printed reason.
-fn pythons_with_numpy() -> Vec<(String, String)> {
-    let list = std::env::var("ROUTEREVAL_PYTHONS").unwrap_or_else(|_| "python3".into());
-    let mut found = Vec::new();
-    for py in list.split(':').filter(|p| !p.is_empty()) {
-        match std::process::Command::new(py)
-            .args(["-c", "import numpy; print(numpy.__version__)"])
-            .output()
-        {
-            Ok(o) if o.status.success() => {
-                found.push((
-                    py.to_string(),
-                    String::from_utf8_lossy(&o.stdout).trim().to_string(),
-                ));
-            }
-            Ok(o) => println!(
-                "skipping {py}: it has no numpy ({})",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => println!("skipping {py}: cannot run it ({e})"),
-        }
-    }
-    found
-}
-
 #[test]
 fn exported_pickles_load_in_python_with_numpy() {
     let dir = TempDir::new("export");
@@ -221,7 +194,7 @@ fn exported_pickles_load_in_python_with_numpy() {
         .remove(0);
     assert_eq!(ours.pools.len(), 6);
     assert_eq!(ours.split_indices.as_ref().map(|s| s[2].len()), Some(563));
-    let pythons = pythons_with_numpy();
+    let pythons = pythons_with(&["numpy"]);
     if pythons.is_empty() {
         println!("skipping the Python check: no interpreter with numpy (set ROUTEREVAL_PYTHONS)");
         return;

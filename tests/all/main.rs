@@ -4,6 +4,7 @@
 mod build;
 mod cli;
 mod configs;
+mod exec;
 mod fixtures;
 mod llmrouter;
 mod native;

@@ -127,3 +127,32 @@ impl Drop for TempDir {
 pub fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
 }
+
+/// The Python interpreters that have every module of `modules`, with the first module's version:
+/// `ROUTEREVAL_PYTHONS` (`:`-separated; `.ci/run` sets it to one with numpy 1 and one with
+/// numpy 2 and scikit-learn), else `python3`. Each one skipped is printed with the reason.
+pub fn pythons_with(modules: &[&str]) -> Vec<(String, String)> {
+    let list = std::env::var("ROUTEREVAL_PYTHONS").unwrap_or_else(|_| "python3".into());
+    let check = format!(
+        "import {}; print({}.__version__)",
+        modules.join(", "),
+        modules[0]
+    );
+    let mut found = Vec::new();
+    for py in list.split(':').filter(|p| !p.is_empty()) {
+        match std::process::Command::new(py).args(["-c", &check]).output() {
+            Ok(o) if o.status.success() => {
+                found.push((
+                    py.to_string(),
+                    String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                ));
+            }
+            Ok(o) => println!(
+                "skipping {py}: it lacks one of {modules:?} ({})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => println!("skipping {py}: cannot run it ({e})"),
+        }
+    }
+    found
+}

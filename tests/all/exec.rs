@@ -1,0 +1,306 @@
+//! `--plugin 'exec:COMMAND'`: routers that are programs. RouterEval-style Python scripts against
+//! the built-in kNN on real data (when Python with numpy / scikit-learn is there; skipped with a
+//! printed reason otherwise), and every failure kind with plain shell commands.
+
+use serde_json::Value;
+
+use crate::util::{TempDir, find, pythons_with, root, run, shared};
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn results(out: &crate::util::Output) -> Vec<Value> {
+    out.json()["results"].as_array().expect("results").clone()
+}
+
+/// A small synthetic suite with a reference accuracy (gsm8k) and fractional scores with training
+/// labels (TruthfulQA), so V_R and the labels are exercised too.
+fn small_suite(dir: &TempDir) -> std::path::PathBuf {
+    let out_dir = dir.path().join("suite");
+    let out = run(&[
+        "synth",
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--benchmarks",
+        "gsm8k,truthfulqa",
+        "--scale",
+        "0.4",
+        "--models",
+        "200",
+        "--sizes",
+        "3,5",
+        "--draws",
+        "100",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out_dir
+}
+
+/// The interpreter to run the scripts with, or why not.
+fn python(modules: &[&str]) -> Option<String> {
+    let found = pythons_with(modules);
+    match found.last() {
+        Some((py, version)) => {
+            println!("using {py} ({} {version})", modules[0]);
+            Some(py.clone())
+        }
+        None => {
+            println!(
+                "skipping: no Python with {modules:?} (set ROUTEREVAL_PYTHONS; .ci/run installs \
+                 them)"
+            );
+            None
+        }
+    }
+}
+
+/// RouterEval's contract, unmodified: the script prints `mu vb ep` and the engine reads the last
+/// three numbers. Its mu is the built-in kNN's, pool by pool, on the released LLMRouter pickle
+/// and on synthetic gsm8k and TruthfulQA.
+#[test]
+fn a_routereval_style_knn_script_reports_the_builtin_knns_mu() {
+    let Some(py) = python(&["numpy", "sklearn"]) else {
+        return;
+    };
+    let script = root().join("tests/fixtures/python/routereval_knn.py");
+    let dir = TempDir::new("exec-sklearn");
+    let suite = small_suite(&dir);
+    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
+    let self_reported = format!(
+        "exec:{py} {} --seed 0 --knearest 5 --data {{npz}}",
+        script.display()
+    );
+    let honest = format!(
+        "exec[knn-honest]:{py} {} --knearest 5 --data {{npz}} --out {{out}}",
+        script.display()
+    );
+    let out = run(&[
+        "--dataset",
+        pkl.to_str().unwrap(),
+        "--dataset",
+        suite.to_str().unwrap(),
+        "--router",
+        "knn",
+        "--plugin",
+        &self_reported,
+        "--plugin",
+        &honest,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("self-reported"), "{}", out.stderr);
+    let rs = results(&out);
+    let doc = out.json();
+    let plugins = doc["plugins"].as_array().unwrap();
+    assert_eq!(plugins.len(), 2);
+    assert_eq!(plugins[0]["self_reported"], true);
+    let mut pools = 0;
+    for knn in rs.iter().filter(|r| r["router"] == "knn") {
+        let (m, group, bench) = (
+            knn["m"].as_u64().unwrap(),
+            knn["group"].as_str().unwrap(),
+            knn["benchmark"].as_str().unwrap(),
+        );
+        let theirs = rs
+            .iter()
+            .find(|r| {
+                r["router"] == "routereval_knn.py@exec"
+                    && r["benchmark"] == bench
+                    && r["m"] == m
+                    && r["group"] == group
+            })
+            .unwrap();
+        assert_eq!(theirs["kind"], "exec");
+        assert_eq!(theirs["self_reported"], true);
+        assert_eq!(knn["self_reported"], false);
+        // Printed by Python at full precision; numpy's mean and the engine's may sum in another
+        // order.
+        let (a, b) = (f(&knn["mu"]), f(&theirs["mu"]));
+        assert!(
+            (a - b).abs() < 1e-12,
+            "{bench} m={m} {group}: built-in kNN mu {a}, script {b}"
+        );
+        assert!((f(&knn["vb"]) - f(&theirs["vb"])).abs() < 1e-9);
+        assert!((f(&knn["ep"]) - f(&theirs["ep"])).abs() < 1e-4);
+        match knn["vr"].as_f64() {
+            // V_R is the engine's: mu / acc_ref, as test_router.py computes it.
+            Some(_) => assert!((f(&theirs["vr"]) - b / f(&knn["mu"]) * f(&knn["vr"])).abs() < 1e-9),
+            None => assert!(theirs["vr"].is_null()),
+        }
+        pools += 1;
+    }
+    // The honest variant: the engine scores what the script saved, and gets the built-in's
+    // numbers exactly.
+    for honest in rs.iter().filter(|r| r["router"] == "knn-honest@exec") {
+        let knn = rs
+            .iter()
+            .find(|r| {
+                r["router"] == "knn"
+                    && r["benchmark"] == honest["benchmark"]
+                    && r["m"] == honest["m"]
+                    && r["group"] == honest["group"]
+            })
+            .unwrap();
+        assert_eq!(honest["self_reported"], false);
+        assert_eq!(honest["mu"], knn["mu"], "{honest}");
+        assert_eq!(honest["vb"], knn["vb"]);
+        // scikit-learn ranks float32 embeddings by float32 cosine distances, the built-in by
+        // float32 dot products of normalised rows: where a 5th and 6th neighbour nearly tie they
+        // may keep a different one, which moves a prediction (and Ep by ~4e-5 on LLMRouter m=3
+        // all_weak) but here never the choice.
+        let (e1, e2) = (f(&honest["ep"]), f(&knn["ep"]));
+        assert!(
+            (e1 - e2).abs() < 1e-4,
+            "{} {} m={} {}: ep {e1} vs {e2}",
+            honest["benchmark"],
+            honest["router"],
+            honest["m"],
+            honest["group"]
+        );
+    }
+    // m = 3 and 5, three groups, on each of the three benchmarks.
+    assert_eq!(pools, 18);
+}
+
+/// The example of `examples/python-router` (numpy only, ten lines) through the engine gives the
+/// built-in kNN's numbers on the embedded data.
+#[test]
+fn the_ten_line_python_example_matches_the_builtin_knn() {
+    let Some(py) = python(&["numpy"]) else {
+        return;
+    };
+    let script = root().join("examples/python-router/knn_router.py");
+    let spec = format!("exec:{py} {} {{npz}} {{out}}", script.display());
+    let out = run(&["--router", "knn", "--plugin", &spec, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let rs = results(&out);
+    let ours: Vec<&Value> = rs.iter().filter(|r| r["router"] == "knn").collect();
+    assert_eq!(ours.len(), 7);
+    for knn in ours {
+        let (m, group) = (knn["m"].as_u64().unwrap(), knn["group"].as_str().unwrap());
+        let ex = find(&rs, "knn_router.py@exec", m, group);
+        assert_eq!(ex["status"], "ok", "{ex}");
+        assert_eq!(ex["mu"], knn["mu"], "m={m} {group}");
+        assert!((f(&ex["ep"]) - f(&knn["ep"])).abs() < 1e-6);
+    }
+}
+
+/// The shapes a routing file may take, and the wrong ones.
+#[test]
+fn routing_files_choices_and_wrong_shapes() {
+    let Some(py) = python(&["numpy"]) else {
+        return;
+    };
+    let choices = format!(
+        "exec[first]:{py} -c \"import numpy as np, sys; d = np.load(sys.argv[1]); \
+         np.save(sys.argv[2], np.zeros(len(d['test_embed']), dtype=np.int64))\" {{npz}} {{out}}"
+    );
+    let wrong = format!(
+        "exec[wrong]:{py} -c \"import numpy as np, sys; np.save(sys.argv[1], np.ones((2, 2)))\" \
+         {{out}} # {{npz}}"
+    );
+    let out = run(&[
+        "--router",
+        "oracle",
+        "--plugin",
+        &choices,
+        "--plugin",
+        &wrong,
+        "--candidates",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rs = results(&out);
+    let ds = routereval_engine::embedded::default_dataset().unwrap();
+    for pool in ds.pools.iter().filter(|p| p.m() == 3) {
+        let r = find(&rs, "first@exec", 3, &pool.group);
+        // Always the first candidate: its mean test score, and certainty.
+        let col = pool.test_scores.column(0);
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        assert!((f(&r["mu"]) - mean).abs() < 1e-12, "{r}");
+        assert_eq!(f(&r["ep"]), 0.0);
+        let w = find(&rs, "wrong@exec", 3, &pool.group);
+        assert_eq!(w["error"]["kind"], "invalid_output");
+        let msg = w["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("2 x 2") && msg.contains("x 3"), "{msg}");
+    }
+}
+
+/// Every failure is reported as its own kind, names the pool, and does not stop the run; a
+/// self-reported row says so in the table. Needs only `sh`.
+#[cfg(unix)]
+#[test]
+fn exec_failures_have_kinds_and_self_reports_are_marked() {
+    let out = run(&[
+        "--router",
+        "knn",
+        "--plugin",
+        "exec[fails]:echo 'Traceback: no module named sklearn' >&2; exit 3 # {npz}",
+        "--plugin",
+        "exec[few]:echo mu 0.5 vb 0.7 # {npz}",
+        "--plugin",
+        "exec[liar]:echo 'done: 0.99 1.5 0.0' # {npz}",
+        "--plugin",
+        "exec[slow]:sleep 30 # {npz}",
+        "--plugin",
+        "exec[silent]:true {npz} {out}",
+        "--plugin",
+        "exec[crash]:kill -SEGV $$ # {npz}",
+        "--candidates",
+        "3",
+        "--group",
+        "all_strong",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let table = &out.stdout;
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name}:\n{table}"))
+            .to_string()
+    };
+    // The liar's numbers are shown as it printed them, marked, with the footnote.
+    assert!(line("liar@exec *").contains("0.9900"), "{table}");
+    assert!(table.contains("* self-reported"), "{table}");
+    assert!(line("knn ").contains("0."), "{table}");
+    for (name, kind, says) in [
+        ("fails@exec", "exec_failed", "exit status: 3"),
+        ("fails@exec", "exec_failed", "no module named sklearn"),
+        ("few@exec", "invalid_output", "printed 2 number(s)"),
+        ("slow@exec", "timeout", "1 s deadline"),
+        ("silent@exec", "invalid_output", "wrote nothing to {out}"),
+        ("crash@exec", "crash", "SIGSEGV"),
+    ] {
+        assert!(line(name).contains("failed"), "{table}");
+        let listed = table
+            .lines()
+            .any(|l| l.contains(&format!("[{kind}] router `{name}`")) && l.contains("m=3"));
+        assert!(listed, "{name}: no [{kind}] line\n{table}");
+        assert!(table.contains(says), "{name}: `{says}` missing\n{table}");
+    }
+}
+
+#[test]
+fn exec_specs_are_checked_before_the_run() {
+    let out = run(&["--plugin", "exec:python3 knn.py --knearest 5"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("{npz}"), "{}", out.stderr);
+    let out = run(&["--plugin", "exec[]:x {npz}"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("empty NAME"), "{}", out.stderr);
+    let out = run(&[
+        "--plugin",
+        "exec:./a.py {npz}",
+        "--plugin",
+        "exec:./b/a.py --k 2 {npz}",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("a.py@exec"), "{}", out.stderr);
+}

@@ -712,6 +712,20 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
         }
     } else if !cfg.routers.is_empty() {
         for entry in &cfg.routers {
+            if let Some(command) = &entry.exec {
+                if entry.plugin.is_some() || !entry.params.is_empty() {
+                    bail!(
+                        "config router `{}`: an `exec` router takes neither `plugin` nor \
+                         `params` (its options go in the command)",
+                        entry.label()
+                    );
+                }
+                contenders.push(Spec::Exec(match &entry.name {
+                    Some(name) => format!("exec[{name}]:{command}"),
+                    None => format!("exec:{command}"),
+                }));
+                continue;
+            }
             let params = entry.params(seed)?;
             match (&entry.name, &entry.plugin) {
                 (Some(name), _) => contenders.push(Spec::Ready(
@@ -727,7 +741,9 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
                         params,
                     });
                 }
-                (None, None) => bail!("config: a [[router]] has neither `name` nor `plugin`"),
+                (None, None) => {
+                    bail!("config: a [[router]] has none of `name`, `plugin` and `exec`")
+                }
             }
         }
     } else {

@@ -25,6 +25,9 @@
 //! [[router]]                            # a native plugin: isolated unless trusted
 //! plugin = "target/release/libmy_router.so"   # relative to this file
 //!
+//! [[router]]                            # a program (see crate::exec); `name` labels its rows
+//! exec = "python3 router/PRKnn-knn/knn.py --knearest 5 --data {npz}"  # run in the current directory
+//!
 //! [sandbox]                             # limits for plugins; defaults in SandboxPolicy
 //! fuel = 10_000_000_000_000
 //! timeout_secs = 3600
@@ -82,6 +85,8 @@ pub struct RouterEntry {
     pub name: Option<String>,
     /// A plugin file (WebAssembly component or native library), relative to the config file.
     pub plugin: Option<PathBuf>,
+    /// A command run per pool, as `--plugin 'exec:COMMAND'` (with `name`, `exec[NAME]:`).
+    pub exec: Option<String>,
     /// Its parameters.
     #[serde(default)]
     pub params: toml::Table,
@@ -115,10 +120,11 @@ impl RouterEntry {
 
     /// The name or plugin path, for messages.
     pub fn label(&self) -> String {
-        match (&self.name, &self.plugin) {
-            (Some(n), _) => n.clone(),
-            (None, Some(p)) => p.display().to_string(),
-            (None, None) => "?".into(),
+        match (&self.name, &self.plugin, &self.exec) {
+            (Some(n), _, _) => n.clone(),
+            (None, Some(p), _) => p.display().to_string(),
+            (None, None, Some(e)) => e.clone(),
+            (None, None, None) => "?".into(),
         }
     }
 }
@@ -150,12 +156,19 @@ impl RunConfig {
         cfg.datasets.iter_mut().for_each(rebase);
         cfg.cache_dir.iter_mut().for_each(rebase);
         for (i, r) in cfg.routers.iter_mut().enumerate() {
-            match (&r.name, &mut r.plugin) {
-                (Some(_), None) => {}
-                (None, Some(p)) => rebase(p),
+            match (&r.name, &mut r.plugin, &r.exec) {
+                (Some(_), None, _) | (None, None, Some(_)) => {}
+                (None, Some(p), None) => rebase(p),
+                (_, Some(_), Some(_)) => bail!(
+                    "invalid config `{}`: [[router]] number {} has both `plugin` and `exec`; \
+                     give one",
+                    path.display(),
+                    i + 1
+                ),
                 _ => bail!(
                     "invalid config `{}`: [[router]] number {} needs exactly one of `name` (a \
-                     router or bound) and `plugin` (a .wasm file)",
+                     router or bound), `plugin` (a WebAssembly component or native library) and \
+                     `exec` (a command; `name` then labels its rows)",
                     path.display(),
                     i + 1
                 ),

@@ -304,3 +304,35 @@ fn exec_specs_are_checked_before_the_run() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("a.py@exec"), "{}", out.stderr);
 }
+
+/// `[[router]] exec = "..."` in a config file, named by `name`.
+#[cfg(unix)]
+#[test]
+fn exec_routers_from_a_config() {
+    let dir = TempDir::new("exec-config");
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "candidates = [3]\nformat = \"json\"\n\n[[router]]\nname = \"knn\"\n\n[[router]]\n\
+         name = \"says\"\nexec = \"echo 0.5 1.0 0.25 # {npz}\"\n",
+    )
+    .unwrap();
+    let out = run(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rs = results(&out);
+    let r = find(&rs, "says@exec", 3, "all_weak");
+    assert_eq!((f(&r["mu"]), f(&r["vb"]), f(&r["ep"])), (0.5, 1.0, 0.25));
+    assert_eq!(r["self_reported"], true);
+    std::fs::write(
+        &cfg,
+        "[[router]]\nexec = \"echo {npz}\"\nparams = { k = 1 }\n",
+    )
+    .unwrap();
+    let out = run(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("neither `plugin` nor `params`"),
+        "{}",
+        out.stderr
+    );
+}

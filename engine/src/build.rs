@@ -240,7 +240,7 @@ fn best_window(data: &ByModel, region: &[usize], m: usize) -> Option<Vec<usize>>
 }
 
 /// A stream of its own for `tag`, derived from the seed.
-fn stream(seed: u64, tag: &str) -> Rng {
+pub(crate) fn stream(seed: u64, tag: &str) -> Rng {
     // FNV-1a of the tag, mixed with the seed: stable across platforms and versions.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in tag.bytes() {

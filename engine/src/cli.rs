@@ -127,20 +127,11 @@ pub struct BuildArgs {
     /// The benchmark's name [default: INPUT's stem, or its directory for `queries.jsonl`]
     #[arg(long, value_name = "NAME")]
     benchmark: Option<String>,
-    /// Pool sizes (below 10 easy, else hard)
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "M,...",
-        default_value = "3,5,10,100,1000"
-    )]
-    sizes: Vec<usize>,
+    #[command(flatten)]
+    pools: PoolArgs,
     /// Seed of the split and the strong_to_weak draws
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Draws per strong_to_weak pool
-    #[arg(long, default_value_t = 1000)]
-    draws: usize,
     /// Output format of the summary [default: table]
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -169,6 +160,22 @@ pub struct SynthArgs {
     /// Only these benchmarks [default: all 12]
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     benchmarks: Vec<String>,
+    #[command(flatten)]
+    pools: PoolArgs,
+    /// Embedding dimension
+    #[arg(long, default_value_t = 768)]
+    dim: usize,
+    /// Item counts are RouterEval's times this (e.g. 0.1 for a quick suite)
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Output format of the summary [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+/// The pools to build, shared by `build-dataset` and `synth`.
+#[derive(Clone, Debug, Args)]
+struct PoolArgs {
     /// Pool sizes (below 10 easy, else hard)
     #[arg(
         long,
@@ -180,15 +187,6 @@ pub struct SynthArgs {
     /// Draws per strong_to_weak pool
     #[arg(long, default_value_t = 1000)]
     draws: usize,
-    /// Embedding dimension
-    #[arg(long, default_value_t = 768)]
-    dim: usize,
-    /// Item counts are RouterEval's times this (e.g. 0.1 for a quick suite)
-    #[arg(long, default_value_t = 1.0)]
-    scale: f64,
-    /// Output format of the summary [default: table]
-    #[arg(long, value_enum)]
-    format: Option<Format>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -442,9 +440,9 @@ fn synth(args: &SynthArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
         scale: args.scale,
         benchmarks: args.benchmarks.clone(),
         build: crate::build::BuildOptions {
-            sizes: args.sizes.clone(),
+            sizes: args.pools.sizes.clone(),
             seed: args.seed,
-            draws: args.draws,
+            draws: args.pools.draws,
         },
     };
     let n = opts.specs()?.len();
@@ -538,9 +536,9 @@ fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
         },
     )?;
     let opts = BuildOptions {
-        sizes: args.sizes.clone(),
+        sizes: args.pools.sizes.clone(),
         seed: args.seed,
-        draws: args.draws,
+        draws: args.pools.draws,
     };
     let (ds, skipped) = build(&pop, &opts)?;
     if let Some(path) = &args.output {

@@ -24,7 +24,7 @@ use crate::{dataset, embedded, isolate, report};
 
 const EXAMPLES: &str = "\
 Examples:
-  routereval-engine                              every built-in router and bound on the embedded data
+  routereval-engine                              the built-in routers (but mlp) and bounds on the embedded data
   routereval-engine --router knn:k=10 --router oracle
   routereval-engine --dataset data/router_dataset --difficulty easy --format json
   routereval-engine --config configs/default.toml
@@ -203,7 +203,8 @@ pub struct RunArgs {
     #[arg(long = "dataset", short = 'd', value_name = "PATH")]
     datasets: Vec<PathBuf>,
     /// A router or bound with parameters, e.g. `knn:k=10`, `oracle`, `random`, `r_o:p=0.5`
-    /// (repeatable; rows in this order). Default: every built-in router and the bounds oracle,
+    /// (repeatable; rows in this order). Default: the built-in routers (all but the slow `mlp`,
+    /// see `routers`) and the bounds oracle,
     /// random and r_o:p=0.5
     #[arg(long = "router", short = 'r', value_name = "NAME[:KEY=VALUE,...]")]
     routers: Vec<String>,
@@ -745,7 +746,7 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
             }
         }
     } else {
-        for r in registry.iter() {
+        for r in registry.iter().filter(|r| r.in_default_run) {
             contenders.push(Spec::Ready(
                 Contender::parse(&r.name, seed, registry).map_err(|e| anyhow::anyhow!(e))?,
             ));

@@ -243,9 +243,16 @@ impl ExecRouter {
                             "invalid_output",
                             format!(
                                 "{where_}: the command printed {} number(s); RouterEval's \
-                                 contract is to print mu, V_B and Ep last{}",
+                                 contract is to print mu, V_B and Ep last{}{}",
                                 numbers.len(),
-                                last_lines(&run.stdout, 3)
+                                last_lines(&run.stdout, 3),
+                                // A script that failed inside a shell line that still exits 0
+                                // (`python x.py; rm tmp`) says why on stderr.
+                                last_lines(&run.stderr, 4).replacen(
+                                    "its last output",
+                                    "its last errors",
+                                    1
+                                )
                             ),
                         ));
                     };

@@ -51,6 +51,9 @@ pub struct RouterInfo {
     pub params: String,
     /// Builds it.
     pub factory: Factory,
+    /// Whether a run without `--router` includes it (routers that take minutes per pool with
+    /// their defaults, such as MLPR, are run only when asked for).
+    pub in_default_run: bool,
 }
 
 /// The routers available by name.
@@ -101,7 +104,28 @@ impl Registry {
             "k=5",
         )
         .expect("built-in names are unique");
+        r.register::<routereval_plugin_linear::Linear>(
+            "linear",
+            "a linear layer predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's LinearR)",
+            "lr=0.01, epochs=10, batch=1",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_mlp::Mlp>(
+            "mlp",
+            "d-256-256-m ReLU network predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's MLPR); not in the default run: minutes per pool",
+            "lr=0.0001, epochs=100, batch=1, hidden=256, layers=2",
+        )
+        .expect("built-in names are unique");
+        r.set_in_default_run("mlp", false);
         r
+    }
+
+    /// Includes or leaves out the router `name` from runs without `--router` (no effect when
+    /// there is no such router).
+    pub fn set_in_default_run(&mut self, name: &str, yes: bool) {
+        if let Some(r) = self.routers.iter_mut().find(|r| r.name == name) {
+            r.in_default_run = yes;
+        }
     }
 
     /// Adds a router under `name`.
@@ -128,6 +152,7 @@ impl Registry {
             summary: summary.to_string(),
             params: params.to_string(),
             factory: factory::<R>,
+            in_default_run: true,
         });
         Ok(())
     }

@@ -117,6 +117,7 @@ mod log;
 mod math;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
+pub mod nn;
 mod params;
 mod rng;
 mod routing;
@@ -125,8 +126,8 @@ pub use data::{Queries, Split, Texts};
 pub use error::RouterError;
 pub use log::{Level, log};
 pub use math::{
-    argmax, cosine_similarity, dot, l2_norm, l2_normalise_rows, matmul_abt, normalise_in_place,
-    softmax_f64, softmax_in_place, top_k, top_k_dot, top_k_dot_local,
+    argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, matmul_abt,
+    normalise_in_place, softmax_f64, softmax_in_place, top_k, top_k_dot, top_k_dot_local,
 };
 pub use params::{ParamValue, Params};
 pub use rng::Rng;

@@ -569,3 +569,26 @@ fn an_isolated_library_that_changes_during_the_run_is_refused() {
         e.message
     );
 }
+
+each_load_path! {
+    /// LinearR with RouterEval's settings on the embedded data: Adam over 45,000 batch-1 steps
+    /// per pool gives the same bits built in, native and as WebAssembly (no fused multiply-add,
+    /// the SDK's own `exp`).
+    fn linear_on_embedded_data(
+        router = "linear", library = "routereval_plugin_linear", params = "", args = [],
+    ) |rows| {
+        assert_eq!(rows.len(), 7);
+        assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    }
+}
+
+each_load_path! {
+    /// MLPR (two epochs, mini-batches of 32, to keep WebAssembly quick) on the m = 3 pools.
+    fn mlp_on_embedded_data(
+        router = "mlp", library = "routereval_plugin_mlp", params = "epochs=2,batch=32",
+        args = ["--candidates", "3"],
+    ) |rows| {
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    }
+}

@@ -1,0 +1,821 @@
+//! Small dense networks trained with binary cross-entropy and Adam: what RouterEval's LinearR
+//! and MLPR are (`router/MLPR_LinearR`), written for batch-1 training at speed.
+//!
+//! A [`Mlp`] maps an embedding to one logit per candidate: dense layers with ReLU between them
+//! (no hidden layer: a linear model). [`Mlp::train_bce`] follows PyTorch's semantics as
+//! RouterEval uses them:
+//!
+//! - weights and biases start uniform in `±1/sqrt(fan_in)` (PyTorch's `nn.Linear` default);
+//! - each epoch visits the training queries in a fresh random order, in mini-batches of `batch`
+//!   (the last one smaller, as `DataLoader(shuffle=True)`);
+//! - the loss is `BCEWithLogitsLoss` with mean reduction over the batch and the candidates, so
+//!   a logit's gradient is `(sigmoid(z) - y) / (batch x m)`;
+//! - Adam (`betas`, `eps`, no weight decay) with PyTorch's bias correction,
+//!   `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`;
+//! - the learning rate of iteration `t` (from 0) of `T` is `lr * (cos(pi t / T) + 1) / 2`, set
+//!   before the step (RouterEval's `cosine_lr`).
+//!
+//! **Speed.** With batch 1 every parameter is updated at every query, so a training run is
+//! `queries x epochs x parameters` Adam updates (MLPR on RouterEval's largest pool: about 10^11).
+//! Each layer's update is one pass over its weights that also forms the gradient (an outer
+//! product, never stored) and the gradient of the layer's input, from the weights before the
+//! update. The kernels are plain loops over independent lanes, compiled once per instruction
+//! set (AVX-512, AVX2, baseline; WebAssembly SIMD) and chosen at run time; no fused multiply-add
+//! is used, so every instruction set gives the same bits, and a router gives the same numbers
+//! built in, as a native plugin and as WebAssembly.
+
+use crate::Rng;
+
+/// Adam's hyperparameters (PyTorch's defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adam {
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// How to train.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// Base learning rate (the cosine schedule starts there).
+    pub lr: f32,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Queries per step.
+    pub batch: usize,
+    /// The optimiser.
+    pub adam: Adam,
+}
+
+/// One dense layer, `outputs x inputs` weights (row-major, a row per output) and biases, with
+/// Adam's moments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    inputs: usize,
+    outputs: usize,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    mw: Vec<f32>,
+    vw: Vec<f32>,
+    mb: Vec<f32>,
+    vb: Vec<f32>,
+}
+
+impl Dense {
+    /// A layer initialised as PyTorch's `nn.Linear`: weights and biases uniform in
+    /// `[-1/sqrt(inputs), 1/sqrt(inputs))`.
+    pub fn new(inputs: usize, outputs: usize, rng: &mut Rng) -> Dense {
+        let bound = 1.0 / (inputs as f64).sqrt();
+        let mut draw = || ((rng.next_f64() * 2.0 - 1.0) * bound) as f32;
+        let w: Vec<f32> = (0..inputs * outputs).map(|_| draw()).collect();
+        let b: Vec<f32> = (0..outputs).map(|_| draw()).collect();
+        Dense {
+            inputs,
+            outputs,
+            mw: vec![0.0; w.len()],
+            vw: vec![0.0; w.len()],
+            mb: vec![0.0; b.len()],
+            vb: vec![0.0; b.len()],
+            w,
+            b,
+        }
+    }
+
+    /// Inputs.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Outputs.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// The weights, `outputs x inputs`.
+    pub fn weights(&self) -> &[f32] {
+        &self.w
+    }
+
+    /// The biases.
+    pub fn biases(&self) -> &[f32] {
+        &self.b
+    }
+
+    /// `out = W x + b`.
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        kernels::forward(&self.w, &self.b, x, out);
+    }
+}
+
+/// The constants of one Adam step.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    /// `lr / (1 - beta1^t)`.
+    step_size: f32,
+    /// `1 / sqrt(1 - beta2^t)`.
+    inv_sqrt_bc2: f32,
+    eps: f32,
+}
+
+impl Step {
+    fn new(adam: &Adam, lr: f32, t: u64) -> Step {
+        let t = t as i32;
+        let bc1 = 1.0 - f64::from(adam.beta1).powi(t);
+        let bc2 = 1.0 - f64::from(adam.beta2).powi(t);
+        Step {
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            one_minus_beta1: 1.0 - adam.beta1,
+            one_minus_beta2: 1.0 - adam.beta2,
+            step_size: (f64::from(lr) / bc1) as f32,
+            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            eps: adam.eps,
+        }
+    }
+
+    #[inline(always)]
+    fn apply(&self, p: &mut f32, m: &mut f32, v: &mut f32, g: f32) {
+        let mm = self.beta1 * *m + self.one_minus_beta1 * g;
+        let vv = self.beta2 * *v + self.one_minus_beta2 * (g * g);
+        *m = mm;
+        *v = vv;
+        *p -= self.step_size * mm / (vv.sqrt() * self.inv_sqrt_bc2 + self.eps);
+    }
+}
+
+/// A multi-layer perceptron: dense layers with ReLU between them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    layers: Vec<Dense>,
+}
+
+impl Mlp {
+    /// A network of the given layer widths, input first: `[768, 256, 256, m]` is MLPR,
+    /// `[768, m]` LinearR. Layers are initialised in order from `rng`.
+    ///
+    /// # Panics
+    /// With fewer than two widths or a zero width.
+    pub fn new(widths: &[usize], rng: &mut Rng) -> Mlp {
+        assert!(
+            widths.len() >= 2 && widths.iter().all(|&w| w > 0),
+            "an Mlp needs an input and an output width, none zero"
+        );
+        Mlp {
+            layers: widths
+                .windows(2)
+                .map(|w| Dense::new(w[0], w[1], rng))
+                .collect(),
+        }
+    }
+
+    /// The layers, input side first.
+    pub fn layers(&self) -> &[Dense] {
+        &self.layers
+    }
+
+    /// Input width.
+    pub fn inputs(&self) -> usize {
+        self.layers[0].inputs
+    }
+
+    /// Output width.
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameters(&self) -> usize {
+        self.layers.iter().map(|l| l.w.len() + l.b.len()).sum()
+    }
+
+    /// The activations of every layer for one input (`acts[0]` is the first layer's output after
+    /// ReLU, ..., the last is the logits).
+    fn forward_all(&self, x: &[f32], acts: &mut [Vec<f32>]) {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (before, rest) = acts.split_at_mut(i);
+            let input = if i == 0 { x } else { &before[i - 1][..] };
+            let out = &mut rest[0];
+            layer.forward(input, out);
+            if i < last {
+                for v in out.iter_mut() {
+                    if *v < 0.0 {
+                        *v = 0.0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The logits of `n` inputs (`n x inputs`, row-major): `n x outputs`.
+    ///
+    /// # Panics
+    /// When `x.len() != n * inputs`.
+    pub fn logits(&self, x: &[f32], n: usize) -> Vec<f32> {
+        let d = self.inputs();
+        assert_eq!(x.len(), n * d, "logits: {} values for {n} x {d}", x.len());
+        let mut acts = self.buffers();
+        let mut out = Vec::with_capacity(n * self.outputs());
+        for i in 0..n {
+            self.forward_all(&x[i * d..(i + 1) * d], &mut acts);
+            out.extend_from_slice(acts.last().expect("layers"));
+        }
+        out
+    }
+
+    fn buffers(&self) -> Vec<Vec<f32>> {
+        self.layers.iter().map(|l| vec![0.0; l.outputs]).collect()
+    }
+
+    /// Trains on `n` inputs `x` (`n x inputs`) with targets `y` (`n x outputs`, in [0, 1]) by
+    /// binary cross-entropy on the logits; see the module docs for the exact procedure. The
+    /// shuffles come from `rng`.
+    ///
+    /// # Panics
+    /// When the shapes disagree or `batch` is zero.
+    pub fn train_bce(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        n: usize,
+        opts: &TrainOptions,
+        rng: &mut Rng,
+    ) {
+        let (d, m) = (self.inputs(), self.outputs());
+        assert_eq!(x.len(), n * d, "train_bce: inputs are not {n} x {d}");
+        assert_eq!(y.len(), n * m, "train_bce: targets are not {n} x {m}");
+        assert!(opts.batch > 0, "train_bce: a batch of zero");
+        if n == 0 || opts.epochs == 0 {
+            return;
+        }
+        let per_epoch = n.div_ceil(opts.batch);
+        let total = (per_epoch * opts.epochs) as f64;
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut acts = self.buffers();
+        let mut deltas = self.buffers();
+        let mut grads: Vec<(Vec<f32>, Vec<f32>)> = if opts.batch > 1 {
+            self.layers
+                .iter()
+                .map(|l| (vec![0.0; l.w.len()], vec![0.0; l.b.len()]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut t: u64 = 0;
+        for _ in 0..opts.epochs {
+            rng.shuffle(&mut order);
+            for chunk in order.chunks(opts.batch) {
+                let lr = 0.5
+                    * f64::from(opts.lr)
+                    * ((std::f64::consts::PI * t as f64 / total).cos() + 1.0);
+                t += 1;
+                let step = Step::new(&opts.adam, lr as f32, t);
+                let scale = 1.0 / (chunk.len() * m) as f32;
+                if chunk.len() == 1 {
+                    let i = chunk[0];
+                    self.step_one(
+                        &x[i * d..(i + 1) * d],
+                        &y[i * m..(i + 1) * m],
+                        scale,
+                        &step,
+                        &mut acts,
+                        &mut deltas,
+                    );
+                } else {
+                    for (gw, gb) in grads.iter_mut() {
+                        gw.iter_mut().for_each(|g| *g = 0.0);
+                        gb.iter_mut().for_each(|g| *g = 0.0);
+                    }
+                    for &i in chunk {
+                        self.accumulate(
+                            &x[i * d..(i + 1) * d],
+                            &y[i * m..(i + 1) * m],
+                            scale,
+                            &mut acts,
+                            &mut deltas,
+                            &mut grads,
+                        );
+                    }
+                    for (layer, (gw, gb)) in self.layers.iter_mut().zip(&grads) {
+                        kernels::adam(&mut layer.w, &mut layer.mw, &mut layer.vw, gw, &step);
+                        kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output layer's delta: `(sigmoid(z) - y) * scale`.
+    fn output_delta(z: &[f32], y: &[f32], scale: f32, delta: &mut [f32]) {
+        for ((d, &z), &y) in delta.iter_mut().zip(z).zip(y) {
+            // In f64 with the SDK's exp, so that every platform gives the same bits.
+            let z = f64::from(z);
+            let s = if z >= 0.0 {
+                1.0 / (1.0 + crate::exp_det(-z))
+            } else {
+                let e = crate::exp_det(z);
+                e / (1.0 + e)
+            };
+            *d = (s as f32 - y) * scale;
+        }
+    }
+
+    /// One batch-1 step: forward, then per layer from the top, one fused pass that forms the
+    /// gradient, the input's delta (from the weights before the update) and applies Adam.
+    fn step_one(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        scale: f32,
+        step: &Step,
+        acts: &mut [Vec<f32>],
+        deltas: &mut [Vec<f32>],
+    ) {
+        self.forward_all(x, acts);
+        let last = self.layers.len() - 1;
+        Self::output_delta(&acts[last], y, scale, &mut deltas[last]);
+        for i in (0..=last).rev() {
+            let input = if i == 0 { x } else { &acts[i - 1][..] };
+            let (below, rest) = deltas.split_at_mut(i);
+            let delta = &rest[0];
+            let layer = &mut self.layers[i];
+            let dx = if i > 0 {
+                Some(&mut below[i - 1][..])
+            } else {
+                None
+            };
+            kernels::update_fused(layer, input, delta, dx, step);
+            if i > 0 {
+                // Through the ReLU: no gradient where the unit was off.
+                for (g, &a) in below[i - 1].iter_mut().zip(&acts[i - 1]) {
+                    if a <= 0.0 {
+                        *g = 0.0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds one query's gradients to `grads` (mini-batches).
+    fn accumulate(
+        &self,
+        x: &[f32],
+        y: &[f32],
+        scale: f32,
+        acts: &mut [Vec<f32>],
+        deltas: &mut [Vec<f32>],
+        grads: &mut [(Vec<f32>, Vec<f32>)],
+    ) {
+        self.forward_all(x, acts);
+        let last = self.layers.len() - 1;
+        Self::output_delta(&acts[last], y, scale, &mut deltas[last]);
+        for i in (0..=last).rev() {
+            let input = if i == 0 { x } else { &acts[i - 1][..] };
+            let layer = &self.layers[i];
+            let (below, rest) = deltas.split_at_mut(i);
+            let delta = &rest[0];
+            let (gw, gb) = &mut grads[i];
+            for (j, &dj) in delta.iter().enumerate() {
+                gb[j] += dj;
+                let row = &mut gw[j * layer.inputs..(j + 1) * layer.inputs];
+                for (g, &a) in row.iter_mut().zip(input) {
+                    *g += dj * a;
+                }
+            }
+            if i > 0 {
+                let dx = &mut below[i - 1];
+                dx.iter_mut().for_each(|v| *v = 0.0);
+                for (j, &dj) in delta.iter().enumerate() {
+                    let row = &layer.w[j * layer.inputs..(j + 1) * layer.inputs];
+                    for (g, &w) in dx.iter_mut().zip(row) {
+                        *g += dj * w;
+                    }
+                }
+                for (g, &a) in dx.iter_mut().zip(&acts[i - 1]) {
+                    if a <= 0.0 {
+                        *g = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A router that is an [`Mlp`] predicting each candidate's correctness (RouterEval's LinearR
+/// and MLPR): trained by [`Mlp::train_bce`] on the training split's scores (TruthfulQA: the
+/// labels the engine passes), the validation split unused as in RouterEval; the choice is the
+/// argmax of the logits (the first on ties), the belief their softmax.
+#[derive(Clone, Debug)]
+pub struct NnRouter {
+    hidden: Vec<usize>,
+    opts: TrainOptions,
+    seed: u64,
+    net: Option<Mlp>,
+}
+
+/// The defaults of an [`NnRouter`], and whether its hidden layers can be set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NnDefaults {
+    /// Learning rate.
+    pub lr: f64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Hidden layers (`None`: a linear model, no `hidden` / `layers` parameters).
+    pub hidden: Option<(usize, usize)>,
+}
+
+impl NnRouter {
+    /// From the router's parameters: `lr`, `epochs`, `batch`, and with hidden layers `hidden`
+    /// (width) and `layers` (how many); `seed` seeds the initialisation and the shuffles.
+    ///
+    /// # Errors
+    /// An unknown key or a value out of range.
+    pub fn from_params(
+        params: &crate::Params,
+        defaults: NnDefaults,
+    ) -> Result<NnRouter, crate::RouterError> {
+        use crate::RouterError::InvalidParams;
+        let keys: &[&str] = if defaults.hidden.is_some() {
+            &["lr", "epochs", "batch", "hidden", "layers"]
+        } else {
+            &["lr", "epochs", "batch"]
+        };
+        params.expect_only(keys)?;
+        let lr = params.f64_or("lr", defaults.lr)?;
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(InvalidParams(format!("`lr` must be positive, got {lr}")));
+        }
+        let epochs = params.usize_or("epochs", defaults.epochs)?;
+        let batch = params.usize_or("batch", defaults.batch)?;
+        if batch == 0 {
+            return Err(InvalidParams("`batch` must be at least 1".into()));
+        }
+        let hidden = match defaults.hidden {
+            None => Vec::new(),
+            Some((width, layers)) => {
+                let width = params.usize_or("hidden", width)?;
+                let layers = params.usize_or("layers", layers)?;
+                if width == 0 {
+                    return Err(InvalidParams("`hidden` must be at least 1".into()));
+                }
+                vec![width; layers]
+            }
+        };
+        Ok(NnRouter {
+            hidden,
+            opts: TrainOptions {
+                lr: lr as f32,
+                epochs,
+                batch,
+                adam: Adam::default(),
+            },
+            seed: params.seed(),
+            net: None,
+        })
+    }
+
+    /// The trained network, after `fit`.
+    pub fn network(&self) -> Option<&Mlp> {
+        self.net.as_ref()
+    }
+
+    /// Trains on the training split.
+    ///
+    /// # Errors
+    /// An empty training split.
+    pub fn fit(&mut self, train: &crate::Split<'_>) -> Result<(), crate::RouterError> {
+        if train.is_empty() || train.num_candidates() == 0 {
+            return Err(crate::RouterError::InvalidInput(
+                "the training split is empty".into(),
+            ));
+        }
+        let mut widths = vec![train.dim()];
+        widths.extend(&self.hidden);
+        widths.push(train.num_candidates());
+        let mut rng = Rng::new(self.seed);
+        let mut net = Mlp::new(&widths, &mut rng);
+        net.train_bce(
+            train.embeddings(),
+            train.scores(),
+            train.len(),
+            &self.opts,
+            &mut rng,
+        );
+        self.net = Some(net);
+        Ok(())
+    }
+
+    /// Routes: argmax and softmax of the logits.
+    ///
+    /// # Errors
+    /// Before `fit`, or queries of another dimension.
+    pub fn route(
+        &self,
+        queries: &crate::Queries<'_>,
+    ) -> Result<crate::Routing, crate::RouterError> {
+        let net = self
+            .net
+            .as_ref()
+            .ok_or_else(|| crate::RouterError::Route("route called before fit".into()))?;
+        if queries.dim() != net.inputs() {
+            return Err(crate::RouterError::InvalidInput(format!(
+                "queries have {}-d embeddings, the training split had {}-d",
+                queries.dim(),
+                net.inputs()
+            )));
+        }
+        let (n, m) = (queries.len(), net.outputs());
+        let mut belief = net.logits(queries.embeddings(), n);
+        let mut choices = Vec::with_capacity(n);
+        for row in belief.chunks_mut(m.max(1)) {
+            choices.push(crate::argmax(row).unwrap_or(0) as u32);
+            // Softmax in f64 with the SDK's exp (the same bits on every platform).
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f64> = row
+                .iter()
+                .map(|&z| crate::exp_det(f64::from(z) - f64::from(max)))
+                .collect();
+            let sum: f64 = e.iter().sum();
+            for (b, e) in row.iter_mut().zip(&e) {
+                *b = (e / sum) as f32;
+            }
+        }
+        crate::Routing::from_belief(n, m, belief)?.with_choices(choices)
+    }
+}
+
+/// The hot loops, compiled per instruction set. Each is a plain loop over independent lanes
+/// (no reassociation, no fused multiply-add), so every version gives the same bits.
+mod kernels {
+    use super::{Dense, Step};
+
+    #[inline(always)]
+    fn forward_generic(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
+        let n = x.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = crate::math::dot(&w[j * n..(j + 1) * n], x) + b[j];
+        }
+    }
+
+    #[inline(always)]
+    fn update_generic(
+        layer: &mut Dense,
+        x: &[f32],
+        delta: &[f32],
+        mut dx: Option<&mut [f32]>,
+        step: &Step,
+    ) {
+        let n = layer.inputs;
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.iter_mut().for_each(|v| *v = 0.0);
+        }
+        for (j, &dj) in delta.iter().enumerate() {
+            let range = j * n..(j + 1) * n;
+            let (w, m, v) = (
+                &mut layer.w[range.clone()],
+                &mut layer.mw[range.clone()],
+                &mut layer.vw[range],
+            );
+            match dx.as_deref_mut() {
+                Some(dx) => {
+                    for ((((w, m), v), &a), g) in
+                        w.iter_mut().zip(m).zip(v).zip(x).zip(dx.iter_mut())
+                    {
+                        *g += dj * *w;
+                        step.apply(w, m, v, dj * a);
+                    }
+                }
+                None => {
+                    for (((w, m), v), &a) in w.iter_mut().zip(m).zip(v).zip(x) {
+                        step.apply(w, m, v, dj * a);
+                    }
+                }
+            }
+            step.apply(&mut layer.b[j], &mut layer.mb[j], &mut layer.vb[j], dj);
+        }
+    }
+
+    #[inline(always)]
+    fn adam_generic(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], step: &Step) {
+        for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            step.apply(p, m, v, g);
+        }
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        /// Tests set it to run the baseline kernels whatever the CPU has.
+        pub(super) static FORCE_GENERIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    macro_rules! dispatch {
+        ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*)) => {
+            pub(super) fn $name($($arg: $ty),*) {
+                #[cfg(test)]
+                if FORCE_GENERIC.with(|f| f.get()) {
+                    return $generic($($arg),*);
+                }
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f,avx512vl,avx2")]
+                    unsafe fn avx512($($arg: $ty),*) {
+                        $generic($($arg),*)
+                    }
+                    #[target_feature(enable = "avx2")]
+                    unsafe fn avx2($($arg: $ty),*) {
+                        $generic($($arg),*)
+                    }
+                    if std::is_x86_feature_detected!("avx512f")
+                        && std::is_x86_feature_detected!("avx512vl")
+                    {
+                        // SAFETY: the CPU has the features the function is compiled for.
+                        return unsafe { avx512($($arg),*) };
+                    }
+                    if std::is_x86_feature_detected!("avx2") {
+                        // SAFETY: as above.
+                        return unsafe { avx2($($arg),*) };
+                    }
+                }
+                $generic($($arg),*)
+            }
+        };
+    }
+
+    dispatch!(forward, forward_generic, (w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]));
+    dispatch!(update_fused, update_generic, (layer: &mut Dense, x: &[f32], delta: &[f32], dx: Option<&mut [f32]>, step: &Step));
+    dispatch!(adam, adam_generic, (p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], step: &Step));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loss `mean BCE(sigmoid(logits), y)` in f64, for finite differences.
+    fn loss(net: &Mlp, x: &[f32], y: &[f32]) -> f64 {
+        let z = net.logits(x, 1);
+        z.iter()
+            .zip(y)
+            .map(|(&z, &y)| {
+                let (z, y) = (f64::from(z), f64::from(y));
+                z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln()
+            })
+            .sum::<f64>()
+            / y.len() as f64
+    }
+
+    #[test]
+    fn one_step_is_adam_on_the_true_gradient() {
+        // Adam's first step moves every parameter by lr * sign(g) (m / sqrt(v) = g / |g| after
+        // bias correction, up to eps): check the sign and size against finite differences of the
+        // loss, computed independently in f64.
+        let mut rng = Rng::new(3);
+        let net = Mlp::new(&[5, 4, 3], &mut rng);
+        let x = [0.3f32, -1.2, 0.8, 0.05, 2.0];
+        let y = [1.0f32, 0.0, 0.5];
+        let mut trained = net.clone();
+        let lr = 1e-3;
+        let opts = TrainOptions {
+            lr,
+            epochs: 1,
+            batch: 1,
+            adam: Adam::default(),
+        };
+        trained.train_bce(&x, &y, 1, &opts, &mut Rng::new(0));
+        let h = 1e-3f32;
+        let mut checked = 0;
+        for li in 0..net.layers.len() {
+            for k in 0..net.layers[li].w.len() {
+                let mut plus = net.clone();
+                plus.layers[li].w[k] += h;
+                let mut minus = net.clone();
+                minus.layers[li].w[k] -= h;
+                let g = (loss(&plus, &x, &y) - loss(&minus, &x, &y)) / (2.0 * f64::from(h));
+                let moved = f64::from(trained.layers[li].w[k] - net.layers[li].w[k]);
+                if g.abs() < 1e-6 {
+                    // A ReLU that is off: no gradient, no move (up to eps).
+                    assert!(
+                        moved.abs() < 1e-6,
+                        "layer {li} w{k}: moved {moved} with g {g}"
+                    );
+                    continue;
+                }
+                // The first step's lr is lr (cosine at t = 0).
+                assert!(
+                    (moved + f64::from(lr) * g.signum()).abs() < 1e-6,
+                    "layer {li} w{k}: moved {moved}, gradient {g}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{checked}");
+    }
+
+    #[test]
+    fn batches_average_the_gradients() {
+        // A batch of two identical queries gives the gradient of one: the same first step.
+        let mut rng = Rng::new(5);
+        let net = Mlp::new(&[3, 2], &mut rng);
+        let x = [0.5f32, -0.5, 1.0];
+        let y = [1.0f32, 0.0];
+        let opts = |batch| TrainOptions {
+            lr: 0.01,
+            epochs: 1,
+            batch,
+            adam: Adam::default(),
+        };
+        let mut one = net.clone();
+        one.train_bce(&x, &y, 1, &opts(1), &mut Rng::new(0));
+        let mut two = net.clone();
+        let xx: Vec<f32> = x.iter().chain(&x).copied().collect();
+        let yy: Vec<f32> = y.iter().chain(&y).copied().collect();
+        two.train_bce(&xx, &yy, 2, &opts(2), &mut Rng::new(0));
+        for (a, b) in one.layers[0].w.iter().zip(&two.layers[0].w) {
+            assert!((a - b).abs() < 1e-7, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn a_linear_model_learns_which_candidate_is_right() {
+        // Candidate 0 is right when x0 > 0, candidate 1 otherwise.
+        let mut rng = Rng::new(11);
+        let n = 200;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let a = rng.normal() as f32;
+            let b = rng.normal() as f32;
+            x.extend([a, b]);
+            y.extend(if a > 0.0 { [1.0, 0.0] } else { [0.0, 1.0] });
+        }
+        let mut net = Mlp::new(&[2, 2], &mut Rng::new(1));
+        let opts = TrainOptions {
+            lr: 0.05,
+            epochs: 20,
+            batch: 1,
+            adam: Adam::default(),
+        };
+        net.train_bce(&x, &y, n, &opts, &mut Rng::new(2));
+        let z = net.logits(&x, n);
+        let right = (0..n)
+            .filter(|&i| (z[2 * i] > z[2 * i + 1]) == (x[2 * i] > 0.0))
+            .count();
+        assert!(right >= 195, "{right} of {n}");
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let mut rng = Rng::new(9);
+        let net = Mlp::new(&[40, 33, 17, 7], &mut rng);
+        let x: Vec<f32> = (0..40 * 30).map(|_| rng.normal() as f32).collect();
+        let y: Vec<f32> = (0..7 * 30).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        let opts = TrainOptions {
+            lr: 0.01,
+            epochs: 3,
+            batch: 1,
+            adam: Adam::default(),
+        };
+        let mut dispatched = net.clone();
+        dispatched.train_bce(&x, &y, 30, &opts, &mut Rng::new(4));
+        // The same training with the baseline kernels only.
+        let mut plain = net.clone();
+        kernels_baseline::train(&mut plain, &x, &y, 30, &opts, &mut Rng::new(4));
+        assert_eq!(dispatched, plain);
+    }
+
+    /// The training loop again, calling the generic kernels directly.
+    mod kernels_baseline {
+        use super::super::*;
+
+        pub fn train(
+            net: &mut Mlp,
+            x: &[f32],
+            y: &[f32],
+            n: usize,
+            opts: &TrainOptions,
+            rng: &mut Rng,
+        ) {
+            kernels::FORCE_GENERIC.with(|f| f.set(true));
+            net.train_bce(x, y, n, opts, rng);
+            kernels::FORCE_GENERIC.with(|f| f.set(false));
+        }
+    }
+}

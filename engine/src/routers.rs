@@ -104,6 +104,12 @@ impl Registry {
             "k=5",
         )
         .expect("built-in names are unique");
+        r.register::<routereval_plugin_cluster::Cluster>(
+            "cluster",
+            "k-means (k-means++) over the training embeddings; the best candidate of the nearest cluster (RouterEval's C-RoBERTa cluster router)",
+            "k=3, iters=300, tol=0.0001",
+        )
+        .expect("built-in names are unique");
         r.register::<routereval_plugin_linear::Linear>(
             "linear",
             "a linear layer predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's LinearR)",

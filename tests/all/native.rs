@@ -592,3 +592,13 @@ each_load_path! {
         assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
     }
 }
+
+each_load_path! {
+    /// The cluster router (k-means++, Lloyd in f64) on the embedded data.
+    fn cluster_on_embedded_data(
+        router = "cluster", library = "routereval_plugin_cluster", params = "", args = [],
+    ) |rows| {
+        assert_eq!(rows.len(), 7);
+        assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    }
+}

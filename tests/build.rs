@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Fixtures and examples built as components, besides the crates in `plugins/`.
-const WASM_EXTRA: [&str; 4] = [
-    "best-on-train",
+const WASM_EXTRA: [&str; 3] = [
     "routereval-fixture-hostile",
     "routereval-fixture-abi-old",
     "routereval-fixture-missing-export",
@@ -23,18 +22,16 @@ const WASM_EXTRA: [&str; 4] = [
 
 /// Fixtures and examples built as native libraries, besides the crates in `plugins/`.
 /// (`not-a-router` has no `native-plugin` feature: it is a library without a root module.)
-const NATIVE_EXTRA: [&str; 4] = [
-    "best-on-train",
+const NATIVE_EXTRA: [&str; 3] = [
     "routereval-fixture-hostile",
     "routereval-fixture-old-sdk",
     "routereval-fixture-not-a-router",
 ];
 
 /// Sources whose change means the plugins must be rebuilt.
-const WATCH: [&str; 7] = [
+const WATCH: [&str; 6] = [
     "sdk",
     "plugins",
-    "examples/best-on-train",
     "tests/fixtures",
     "Cargo.lock",
     "Cargo.toml",

@@ -104,6 +104,12 @@ impl Registry {
             "k=5",
         )
         .expect("built-in names are unique");
+        r.register::<routereval_plugin_best_on_train::BestOnTrain>(
+            "best-on-train",
+            "always the candidate with the best mean training score, whatever the query: the bar any router must clear",
+            "none",
+        )
+        .expect("built-in names are unique");
         r.register::<routereval_plugin_cluster::Cluster>(
             "cluster",
             "k-means (k-means++) over the training embeddings; the best candidate of the nearest cluster (RouterEval's C-RoBERTa cluster router)",

@@ -63,9 +63,9 @@ fn json_has_every_field_and_the_embedded_pools() {
     let v = out.json();
     assert_eq!(v["seed"], 0);
     let rs = v["results"].as_array().unwrap();
-    // 7 pools (3 + 3 + all_models) x (knn, cluster, linear + 3 bounds; mlp only when asked
+    // 7 pools (3 + 3 + all_models) x (knn, best-on-train, cluster, linear + 3 bounds; mlp only when asked
     // for).
-    assert_eq!(rs.len(), 42);
+    assert_eq!(rs.len(), 49);
     assert!(rs.iter().all(|r| r["router"] != "mlp"));
     for r in rs {
         for f in [
@@ -233,7 +233,9 @@ fn usage_errors_say_what_to_do() {
     let cases: [(&[&str], &[&str]); 7] = [
         (
             &["--router", "knnn"],
-            &["unknown router `knnn`; known: knn, cluster, linear, mlp, oracle, random, r_o:p=<p>"],
+            &[
+                "unknown router `knnn`; known: knn, best-on-train, cluster, linear, mlp, oracle, random, r_o:p=<p>",
+            ],
         ),
         (
             &["--router", "knn:kk=3"],

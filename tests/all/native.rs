@@ -40,8 +40,6 @@ fn hostile(params: &str) -> String {
 /// tests can also be run built in.
 fn registry() -> Registry {
     let mut r = Registry::builtin();
-    r.register::<best_on_train::BestOnTrain>("best-on-train", "the example", "")
-        .expect("free name");
     r.register::<routereval_fixture_hostile::Hostile>("hostile", "the hostile fixture", "mode")
         .expect("free name");
     r
@@ -193,7 +191,7 @@ each_load_path! {
 each_load_path! {
     /// The example router.
     fn best_on_train_on_embedded_data(
-        router = "best-on-train", library = "best_on_train", params = "", args = [],
+        router = "best-on-train", library = "routereval_plugin_best_on_train", params = "", args = [],
     )
 }
 
@@ -559,7 +557,7 @@ fn an_isolated_library_that_changes_during_the_run_is_refused() {
     let (routing, _) = plugin.evaluate(&params, &split, &split, &q);
     assert_eq!(routing.expect("routes").num_queries(), 3);
     // A rebuild lands while the run goes on: the next evaluation refuses the new file.
-    std::fs::copy(native("best_on_train"), &lib).unwrap();
+    std::fs::copy(native("routereval_plugin_best_on_train"), &lib).unwrap();
     let (routing, _) = plugin.evaluate(&params, &split, &split, &q);
     let e = routing.expect_err("the file changed");
     assert_eq!(e.kind, "load_error");

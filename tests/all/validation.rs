@@ -165,8 +165,6 @@ fn table_marks_failed_cells_and_lists_failures() {
 #[test]
 fn the_example_router_runs_through_the_engine() {
     let mut reg = Registry::builtin();
-    reg.register::<best_on_train::BestOnTrain>("best-on-train", "example", "none")
-        .unwrap();
     let out = run_with(&reg, &["--format", "json", "--router", "best-on-train"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rs = results_without_times(&out.json());
@@ -177,7 +175,7 @@ fn the_example_router_runs_through_the_engine() {
         assert_eq!(r["vb"].as_f64().unwrap(), 1.0, "{r}");
     }
     assert!(
-        reg.register::<best_on_train::BestOnTrain>("oracle", "x", "")
+        reg.register::<routereval_plugin_best_on_train::BestOnTrain>("oracle", "x", "")
             .is_err()
     );
 }

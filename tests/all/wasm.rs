@@ -145,9 +145,7 @@ fn wasm_knn_equals_builtin_on_the_shared_llmrouter_pickle() {
 #[test]
 fn the_example_router_runs_as_wasm_as_it_does_built_in() {
     let cache = TempDir::new("wasm-example");
-    let mut reg = Registry::builtin();
-    reg.register::<best_on_train::BestOnTrain>("best-on-train", "example", "none")
-        .unwrap();
+    let reg = Registry::builtin();
     let out = run_with(
         &reg,
         &[
@@ -158,7 +156,7 @@ fn the_example_router_runs_as_wasm_as_it_does_built_in() {
             "--router",
             "best-on-train",
             "--plugin",
-            &wasm("best_on_train"),
+            &wasm("routereval_plugin_best_on_train"),
         ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -336,3 +336,40 @@ fn exec_routers_from_a_config() {
         out.stderr
     );
 }
+
+/// The cluster router against scikit-learn's KMeans (a script written for the test, in the style
+/// of RouterEval's cluster.py) on the released LLMRouter pickle: within 0.03 of its mu in every
+/// pool (the bar; the k-means++ draws come from different generators, so the clusters
+/// may differ a little).
+#[test]
+fn the_cluster_router_is_within_003_of_scikit_learn_kmeans() {
+    let Some(py) = python(&["numpy", "sklearn"]) else {
+        return;
+    };
+    let script = root().join("tests/fixtures/python/routereval_cluster.py");
+    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
+    let spec = format!("exec[sk]:{py} {} --k 3 --data {{npz}}", script.display());
+    let out = run(&[
+        "--dataset",
+        pkl.to_str().unwrap(),
+        "--router",
+        "cluster",
+        "--plugin",
+        &spec,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let rs = results(&out);
+    let ours: Vec<&Value> = rs.iter().filter(|r| r["router"] == "cluster").collect();
+    assert_eq!(ours.len(), 6);
+    for r in ours {
+        let (m, group) = (r["m"].as_u64().unwrap(), r["group"].as_str().unwrap());
+        let sk = find(&rs, "sk@exec", m, group);
+        let (a, b) = (f(&r["mu"]), f(&sk["mu"]));
+        assert!(
+            (a - b).abs() <= 0.03,
+            "m={m} {group}: cluster {a}, scikit-learn {b}"
+        );
+    }
+}

@@ -1078,6 +1078,21 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
     }
     let failed = results.iter().filter(|r| !r.is_ok()).count();
     if show {
+        // Where the time went: each row's evaluations summed (they overlap across threads).
+        let mut per_router: Vec<(&str, f64, usize)> = Vec::new();
+        for r in &results {
+            match per_router.iter_mut().find(|(n, _, _)| *n == r.router) {
+                Some(e) => {
+                    e.1 += r.seconds;
+                    e.2 += 1;
+                }
+                None => per_router.push((&r.router, r.seconds, 1)),
+            }
+        }
+        let _ = writeln!(io.err, "time per router (evaluations summed over threads):");
+        for (name, secs, n) in &per_router {
+            let _ = writeln!(io.err, "  {name:<24} {secs:>10.2} s in {n} evaluations");
+        }
         let _ = writeln!(
             io.err,
             "{} evaluations ({} ok, {failed} failed) in {:.2}s",

@@ -122,6 +122,12 @@ impl Registry {
             "lr=0.01, epochs=10, batch=1",
         )
         .expect("built-in names are unique");
+        r.register::<routereval_plugin_logreg::LogReg>(
+            "logreg",
+            "an L2-regularised logistic regression per candidate on the embedding (L-BFGS; scikit-learn's LogisticRegression objective); not in the default run",
+            "c=1, iters=100, tol=0.0001",
+        )
+        .expect("built-in names are unique");
         r.register::<routereval_plugin_mlp::Mlp>(
             "mlp",
             "d-256-256-m ReLU network predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's MLPR); not in the default run: minutes per pool",
@@ -129,6 +135,8 @@ impl Registry {
         )
         .expect("built-in names are unique");
         r.set_in_default_run("mlp", false);
+        // About a third of a second per pool: it would take the default run past its 3 s.
+        r.set_in_default_run("logreg", false);
         r
     }
 

@@ -600,3 +600,14 @@ each_load_path! {
         assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
     }
 }
+
+each_load_path! {
+    /// Per-candidate logistic regression (L-BFGS over blocked matrix products) on the embedded
+    /// data.
+    fn logreg_on_embedded_data(
+        router = "logreg", library = "routereval_plugin_logreg", params = "", args = [],
+    ) |rows| {
+        assert_eq!(rows.len(), 7);
+        assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    }
+}

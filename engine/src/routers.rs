@@ -128,6 +128,12 @@ impl Registry {
             "c=1, iters=100, tol=0.0001",
         )
         .expect("built-in names are unique");
+        r.register::<routereval_plugin_mf::Mf>(
+            "mf",
+            "matrix factorisation: projected query times a learned embedding per candidate, BCE + Adam (RouteLLM's MF, m candidates); not in the default run",
+            "rank=64, lr=0.001, epochs=20, batch=32",
+        )
+        .expect("built-in names are unique");
         r.register::<routereval_plugin_mlp::Mlp>(
             "mlp",
             "d-256-256-m ReLU network predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's MLPR); not in the default run: minutes per pool",
@@ -137,6 +143,7 @@ impl Registry {
         r.set_in_default_run("mlp", false);
         // About a third of a second per pool: it would take the default run past its 3 s.
         r.set_in_default_run("logreg", false);
+        r.set_in_default_run("mf", false);
         r
     }
 

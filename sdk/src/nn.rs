@@ -160,10 +160,12 @@ impl Step {
     }
 }
 
-/// A multi-layer perceptron: dense layers with ReLU between them.
+/// A multi-layer perceptron: dense layers with ReLU between them (or, built with
+/// [`Mlp::new_factored`], nothing between them: a linear map of limited rank).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp {
     layers: Vec<Dense>,
+    relu: bool,
 }
 
 impl Mlp {
@@ -182,6 +184,20 @@ impl Mlp {
                 .windows(2)
                 .map(|w| Dense::new(w[0], w[1], rng))
                 .collect(),
+            relu: true,
+        }
+    }
+
+    /// Dense layers with no activation between them: `[d, r, m]` is a matrix factorisation,
+    /// the query projected to `r` dimensions (with a bias) times one `r`-vector per candidate
+    /// (plus the candidate's bias), RouteLLM's MF router generalised to `m` candidates.
+    ///
+    /// # Panics
+    /// As [`Mlp::new`].
+    pub fn new_factored(widths: &[usize], rng: &mut Rng) -> Mlp {
+        Mlp {
+            relu: false,
+            ..Mlp::new(widths, rng)
         }
     }
 
@@ -214,7 +230,7 @@ impl Mlp {
             let input = if i == 0 { x } else { &before[i - 1][..] };
             let out = &mut rest[0];
             layer.forward(input, out);
-            if i < last {
+            if i < last && self.relu {
                 for v in out.iter_mut() {
                     if *v < 0.0 {
                         *v = 0.0;
@@ -362,7 +378,7 @@ impl Mlp {
                 None
             };
             kernels::update_fused(layer, input, delta, dx, step);
-            if i > 0 {
+            if i > 0 && self.relu {
                 // Through the ReLU: no gradient where the unit was off.
                 for (g, &a) in below[i - 1].iter_mut().zip(&acts[i - 1]) {
                     if a <= 0.0 {
@@ -408,9 +424,11 @@ impl Mlp {
                         *g += dj * w;
                     }
                 }
-                for (g, &a) in dx.iter_mut().zip(&acts[i - 1]) {
-                    if a <= 0.0 {
-                        *g = 0.0;
+                if self.relu {
+                    for (g, &a) in dx.iter_mut().zip(&acts[i - 1]) {
+                        if a <= 0.0 {
+                            *g = 0.0;
+                        }
                     }
                 }
             }
@@ -425,6 +443,7 @@ impl Mlp {
 #[derive(Clone, Debug)]
 pub struct NnRouter {
     hidden: Vec<usize>,
+    factored: bool,
     opts: TrainOptions,
     seed: u64,
     net: Option<Mlp>,
@@ -441,11 +460,15 @@ pub struct NnDefaults {
     pub batch: usize,
     /// Hidden layers (`None`: a linear model, no `hidden` / `layers` parameters).
     pub hidden: Option<(usize, usize)>,
+    /// No ReLU between the layers ([`Mlp::new_factored`]): with one hidden layer of width `r`,
+    /// a matrix factorisation of rank `r`.
+    pub factored: bool,
 }
 
 impl NnRouter {
     /// From the router's parameters: `lr`, `epochs`, `batch`, and with hidden layers `hidden`
-    /// (width) and `layers` (how many); `seed` seeds the initialisation and the shuffles.
+    /// (width) and `layers` (how many), or for a factored model `rank`; `seed` seeds the
+    /// initialisation and the shuffles.
     ///
     /// # Errors
     /// An unknown key or a value out of range.
@@ -454,10 +477,10 @@ impl NnRouter {
         defaults: NnDefaults,
     ) -> Result<NnRouter, crate::RouterError> {
         use crate::RouterError::InvalidParams;
-        let keys: &[&str] = if defaults.hidden.is_some() {
-            &["lr", "epochs", "batch", "hidden", "layers"]
-        } else {
-            &["lr", "epochs", "batch"]
+        let keys: &[&str] = match (defaults.hidden.is_some(), defaults.factored) {
+            (true, true) => &["lr", "epochs", "batch", "rank"],
+            (true, false) => &["lr", "epochs", "batch", "hidden", "layers"],
+            (false, _) => &["lr", "epochs", "batch"],
         };
         params.expect_only(keys)?;
         let lr = params.f64_or("lr", defaults.lr)?;
@@ -472,16 +495,22 @@ impl NnRouter {
         let hidden = match defaults.hidden {
             None => Vec::new(),
             Some((width, layers)) => {
-                let width = params.usize_or("hidden", width)?;
-                let layers = params.usize_or("layers", layers)?;
+                let key = if defaults.factored { "rank" } else { "hidden" };
+                let width = params.usize_or(key, width)?;
+                let layers = if defaults.factored {
+                    layers
+                } else {
+                    params.usize_or("layers", layers)?
+                };
                 if width == 0 {
-                    return Err(InvalidParams("`hidden` must be at least 1".into()));
+                    return Err(InvalidParams(format!("`{key}` must be at least 1")));
                 }
                 vec![width; layers]
             }
         };
         Ok(NnRouter {
             hidden,
+            factored: defaults.factored,
             opts: TrainOptions {
                 lr: lr as f32,
                 epochs,
@@ -512,7 +541,11 @@ impl NnRouter {
         widths.extend(&self.hidden);
         widths.push(train.num_candidates());
         let mut rng = Rng::new(self.seed);
-        let mut net = Mlp::new(&widths, &mut rng);
+        let mut net = if self.factored {
+            Mlp::new_factored(&widths, &mut rng)
+        } else {
+            Mlp::new(&widths, &mut rng)
+        };
         net.train_bce(
             train.embeddings(),
             train.scores(),

@@ -234,7 +234,7 @@ fn usage_errors_say_what_to_do() {
         (
             &["--router", "knnn"],
             &[
-                "unknown router `knnn`; known: knn, best-on-train, cluster, linear, logreg, mlp, oracle, random, r_o:p=<p>",
+                "unknown router `knnn`; known: knn, best-on-train, cluster, linear, logreg, mf, mlp, oracle, random, r_o:p=<p>",
             ],
         ),
         (

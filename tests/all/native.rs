@@ -611,3 +611,13 @@ each_load_path! {
         assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
     }
 }
+
+each_load_path! {
+    /// Matrix factorisation (mini-batch Adam through a rank-64 bottleneck) on the embedded data.
+    fn mf_on_embedded_data(
+        router = "mf", library = "routereval_plugin_mf", params = "", args = [],
+    ) |rows| {
+        assert_eq!(rows.len(), 7);
+        assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    }
+}

@@ -24,6 +24,7 @@ pub const DEFAULTS: NnDefaults = NnDefaults {
     lr: 0.01,
     epochs: 10,
     batch: 1,
+    factored: false,
     hidden: None,
 };
 

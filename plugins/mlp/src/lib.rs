@@ -30,6 +30,7 @@ pub const DEFAULTS: NnDefaults = NnDefaults {
     lr: 1e-4,
     epochs: 100,
     batch: 1,
+    factored: false,
     hidden: Some((256, 2)),
 };
 

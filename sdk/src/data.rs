@@ -143,6 +143,21 @@ impl<'a> Queries<'a> {
         self.dim
     }
 
+    /// Checks that the queries have the training split's embedding dimension.
+    ///
+    /// # Errors
+    /// [`RouterError::InvalidInput`] naming both dimensions.
+    pub fn expect_dim(&self, trained: usize) -> Result<(), RouterError> {
+        if self.dim == trained {
+            Ok(())
+        } else {
+            Err(RouterError::InvalidInput(format!(
+                "queries have {}-d embeddings, the training split had {trained}-d",
+                self.dim
+            )))
+        }
+    }
+
     /// All embeddings, `len() x dim()`, row-major.
     pub fn embeddings(&self) -> &'a [f32] {
         self.embeddings

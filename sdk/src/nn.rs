@@ -569,30 +569,9 @@ impl NnRouter {
             .net
             .as_ref()
             .ok_or_else(|| crate::RouterError::Route("route called before fit".into()))?;
-        if queries.dim() != net.inputs() {
-            return Err(crate::RouterError::InvalidInput(format!(
-                "queries have {}-d embeddings, the training split had {}-d",
-                queries.dim(),
-                net.inputs()
-            )));
-        }
-        let (n, m) = (queries.len(), net.outputs());
-        let mut belief = net.logits(queries.embeddings(), n);
-        let mut choices = Vec::with_capacity(n);
-        for row in belief.chunks_mut(m.max(1)) {
-            choices.push(crate::argmax(row).unwrap_or(0) as u32);
-            // Softmax in f64 with the SDK's exp (the same bits on every platform).
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f64> = row
-                .iter()
-                .map(|&z| crate::exp_det(f64::from(z) - f64::from(max)))
-                .collect();
-            let sum: f64 = e.iter().sum();
-            for (b, e) in row.iter_mut().zip(&e) {
-                *b = (e / sum) as f32;
-            }
-        }
-        crate::Routing::from_belief(n, m, belief)?.with_choices(choices)
+        queries.expect_dim(net.inputs())?;
+        let n = queries.len();
+        crate::Routing::from_logits(n, net.outputs(), net.logits(queries.embeddings(), n))
     }
 }
 

@@ -41,6 +41,35 @@ impl Routing {
         })
     }
 
+    /// A routing from `n x m` logits (scores, any scale): the choice is each row's argmax (the
+    /// first on ties), the belief its softmax, computed in f64 with [`crate::exp_det`] so that
+    /// every platform gives the same bits.
+    ///
+    /// # Errors
+    /// [`RouterError::Route`] when `logits.len() != n * m`.
+    pub fn from_logits(n: usize, m: usize, mut logits: Vec<f32>) -> Result<Self, RouterError> {
+        if n.checked_mul(m) != Some(logits.len()) {
+            return Err(RouterError::Route(format!(
+                "logits have {} values, expected {n} x {m}",
+                logits.len()
+            )));
+        }
+        let mut choices = Vec::with_capacity(n);
+        let mut e = vec![0.0f64; m];
+        for row in logits.chunks_mut(m.max(1)).take(n) {
+            choices.push(crate::argmax(row).unwrap_or(0) as u32);
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for (e, &z) in e.iter_mut().zip(row.iter()) {
+                *e = crate::exp_det(f64::from(z) - f64::from(max));
+            }
+            let sum: f64 = e.iter().sum();
+            for (b, e) in row.iter_mut().zip(&e) {
+                *b = (e / sum) as f32;
+            }
+        }
+        Routing::from_belief(n, m, logits)?.with_choices(choices)
+    }
+
     /// A routing that names one candidate per query with certainty (one-hot belief).
     ///
     /// # Errors

@@ -245,13 +245,7 @@ impl Router for Cluster {
         if self.best.is_empty() {
             return Err(RouterError::Route("route called before fit".into()));
         }
-        if queries.dim() != self.dim {
-            return Err(RouterError::InvalidInput(format!(
-                "queries have {}-d embeddings, the training split had {}-d",
-                queries.dim(),
-                self.dim
-            )));
-        }
+        queries.expect_dim(self.dim)?;
         let (n, m, dim) = (queries.len(), self.m, self.dim);
         let mut belief = vec![0.0f32; n * m];
         let mut choices = Vec::with_capacity(n);

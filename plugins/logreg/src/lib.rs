@@ -25,9 +25,7 @@
 //! | `iters` | 100 | L-BFGS iterations at most (scikit-learn's `max_iter`) |
 //! | `tol` | 0.0001 | stop when every gradient entry is below it (scikit-learn's `tol`) |
 
-use routereval_sdk::{
-    Params, Queries, Router, RouterError, Routing, Split, argmax, exp_det, matmul_abt,
-};
+use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split, exp_det, matmul_abt};
 
 /// Per-candidate logistic regression. See the crate docs.
 #[derive(Clone, Debug)]
@@ -264,13 +262,7 @@ impl Router for LogReg {
         if self.w.is_empty() {
             return Err(RouterError::Route("route called before fit".into()));
         }
-        if queries.dim() != self.dim {
-            return Err(RouterError::InvalidInput(format!(
-                "queries have {}-d embeddings, the training split had {}-d",
-                queries.dim(),
-                self.dim
-            )));
-        }
+        queries.expect_dim(self.dim)?;
         let (n, d1, m) = (queries.len(), self.dim + 1, self.m);
         let mut x = Vec::with_capacity(n * d1);
         for i in 0..n {
@@ -279,20 +271,7 @@ impl Router for LogReg {
         }
         let mut z = vec![0.0f32; n * m];
         matmul_abt(&x, &self.w, n, d1, m, &mut z);
-        let mut choices = Vec::with_capacity(n);
-        for row in z.chunks_mut(m) {
-            choices.push(argmax(row).unwrap_or(0) as u32);
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f64> = row
-                .iter()
-                .map(|&v| exp_det(f64::from(v) - f64::from(max)))
-                .collect();
-            let sum: f64 = e.iter().sum();
-            for (b, e) in row.iter_mut().zip(&e) {
-                *b = (e / sum) as f32;
-            }
-        }
-        Routing::from_belief(n, m, z)?.with_choices(choices)
+        Routing::from_logits(n, m, z)
     }
 }
 

@@ -728,7 +728,7 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
             let params = entry.params(seed)?;
             match (&entry.name, &entry.plugin) {
                 (Some(name), _) => contenders.push(Spec::Ready(
-                    Contender::build(name, params, registry)
+                    Contender::build_seeded(name, params, seed, registry)
                         .map_err(|e| anyhow::anyhow!("config router `{name}`: {e}"))?,
                 )),
                 (None, Some(path)) => {

@@ -294,14 +294,32 @@ impl Contender {
     pub fn parse(spec: &str, seed: u64, registry: &Registry) -> Result<Contender, String> {
         let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let params = Params::parse(rest, seed).map_err(|e| format!("`{spec}`: {e}"))?;
-        Contender::build(name.trim(), params, registry).map_err(|e| format!("`{spec}`: {e}"))
+        Contender::build_seeded(name.trim(), params, seed, registry)
+            .map_err(|e| format!("`{spec}`: {e}"))
     }
 
-    /// Builds a contender from a name and parameters (see [`Contender::parse`]).
+    /// Builds a contender from a name and parameters (see [`Contender::parse`]); the label
+    /// never shows the seed.
     ///
     /// # Errors
     /// An unknown name (the message lists the known ones) or invalid parameters.
     pub fn build(name: &str, params: Params, registry: &Registry) -> Result<Contender, String> {
+        let seed = params.seed();
+        Contender::build_seeded(name, params, seed, registry)
+    }
+
+    /// As [`Contender::build`], in a run whose seed is `run_seed`: a router whose own seed
+    /// differs is labelled with it (`mlp:epochs=5,seed=1`), so that two seeds of one router are
+    /// two rows.
+    ///
+    /// # Errors
+    /// As [`Contender::build`].
+    pub fn build_seeded(
+        name: &str,
+        params: Params,
+        run_seed: u64,
+        registry: &Registry,
+    ) -> Result<Contender, String> {
         match name {
             "oracle" | "random" => {
                 params.expect_only(&[]).map_err(|e| e.to_string())?;
@@ -346,10 +364,17 @@ impl Contender {
                 if let Ok(Err(e)) = built {
                     return Err(e.to_string());
                 }
-                let label = if params.is_empty() {
+                let mut shown: Vec<String> = Vec::new();
+                if !params.is_empty() {
+                    shown.push(params.to_string());
+                }
+                if params.seed() != run_seed {
+                    shown.push(format!("seed={}", params.seed()));
+                }
+                let label = if shown.is_empty() {
                     name.to_string()
                 } else {
-                    format!("{name}:{params}")
+                    format!("{name}:{}", shown.join(","))
                 };
                 Ok(Contender::Router {
                     name: name.to_string(),

@@ -316,3 +316,35 @@ fn help_and_router_list() {
         wrong.stderr
     );
 }
+
+/// A router's own seed, when it differs from the run's, is part of its label: two seeds of one
+/// router are two rows; the run's own seed spelled out is the same row twice.
+#[test]
+fn a_routers_own_seed_labels_its_row() {
+    let out = run(&[
+        "--router",
+        "linear:epochs=1,seed=1",
+        "--router",
+        "linear:epochs=1,seed=2",
+        "--candidates",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    let rs = v["results"].as_array().unwrap();
+    let labels: std::collections::BTreeSet<&str> =
+        rs.iter().map(|r| r["router"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        ["linear:epochs=1,seed=1", "linear:epochs=1,seed=2"]
+    );
+    let out = run(&["--router", "knn", "--router", "knn:seed=0"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("`knn` is given twice"),
+        "{}",
+        out.stderr
+    );
+}

@@ -136,41 +136,35 @@ fn a_population_evaluates_directly_with_dataset() {
     }
 }
 
+/// Writes `text` to `path`, runs `build-dataset` on it, and checks it is refused (exit 2) with a
+/// message containing every one of `needles`.
+fn refused(path: &std::path::Path, text: &str, needles: &[&str]) {
+    std::fs::write(path, text).unwrap();
+    let out = run(&["build-dataset", path.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for n in needles {
+        assert!(out.stderr.contains(n), "`{n}` not in {}", out.stderr);
+    }
+}
+
 #[test]
 fn import_errors_name_the_file_the_line_and_the_fix() {
     let dir = TempDir::new("import-errors");
     let jsonl = dir.path().join("queries.jsonl");
-    std::fs::write(
+    refused(
         &jsonl,
         "{\"models\": [\"a\", \"b\"]}\n{\"row\": 0, \"task\": \"t\", \"prompt\": \"p\", \"scores\": [1, 0]}\n",
-    )
-    .unwrap();
-    let out = run(&["build-dataset", jsonl.to_str().unwrap()]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("has no embeddings") && out.stderr.contains("--embeddings FILE.npy"),
-        "{}",
-        out.stderr
+        &["has no embeddings", "--embeddings FILE.npy"],
     );
-    std::fs::write(
+    refused(
         &jsonl,
         "{\"models\": [\"a\", \"b\"]}\n{\"row\": 0, \"scores\": [1, 0, 1]}\n",
-    )
-    .unwrap();
-    let out = run(&["build-dataset", jsonl.to_str().unwrap()]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("line 2: 3 scores for 2 models"),
-        "{}",
-        out.stderr
+        &["line 2: 3 scores for 2 models"],
     );
-    std::fs::write(&jsonl, "{\"model\": [\"a\"]}\n").unwrap();
-    let out = run(&["build-dataset", jsonl.to_str().unwrap()]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("line 1 must be {\"models\""),
-        "{}",
-        out.stderr
+    refused(
+        &jsonl,
+        "{\"model\": [\"a\"]}\n",
+        &["line 1 must be {\"models\""],
     );
 }
 
@@ -397,22 +391,15 @@ fn a_wide_csv_imports_builds_and_evaluates() {
         assert_eq!(r["mu"].as_f64().unwrap(), 1.0, "{r}");
     }
     // A score that is not a number is named by line and column.
-    std::fs::write(&path, "prompt,model-a\nhello,yes\n").unwrap();
-    let out = run(&["build-dataset", path.to_str().unwrap()]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("line 2, column `model-a`: `yes` is not a finite number"),
-        "{}",
-        out.stderr
+    refused(
+        &path,
+        "prompt,model-a\nhello,yes\n",
+        &["line 2, column `model-a`: `yes` is not a finite number"],
     );
-    std::fs::write(&path, "question,model-a\nhello,1\n").unwrap();
-    let out = run(&["build-dataset", path.to_str().unwrap()]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("has no `prompt` column"),
-        "{}",
-        out.stderr
+    refused(
+        &path,
+        "question,model-a\nhello,1\n",
+        &["has no `prompt` column"],
     );
 }
 

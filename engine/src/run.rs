@@ -4,7 +4,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use rayon::prelude::*;
 use routereval_sdk::{Queries, RouterError, Routing, Split};
 
 use crate::data::{Difficulty, Pool, RouterDataset, SplitData};
@@ -364,6 +363,10 @@ pub fn execute_one(
 
 /// Runs every task in parallel on the current rayon pool; `on_done` is called as each one
 /// finishes (from worker threads, in completion order). Results are in task order.
+///
+/// The workers take tasks largest first (by the size of the training split, queries x
+/// (dimension + candidates)), each the next one as it becomes free: so a sweep does not end
+/// with one core training the biggest pool while the other idles.
 pub fn execute(
     registry: &Registry,
     datasets: &[RouterDataset],
@@ -371,13 +374,39 @@ pub fn execute(
     tasks: &[Task],
     on_done: &(dyn Fn(&EvalResult) + Sync),
 ) -> Vec<EvalResult> {
-    tasks
-        .par_iter()
-        .with_max_len(1)
-        .map(|&t| {
-            let r = execute_one(registry, datasets, contenders, t);
-            on_done(&r);
-            r
+    let size = |t: &Task| {
+        if contenders[t.contender].is_bound() {
+            return 0;
+        }
+        let ds = &datasets[t.dataset];
+        let pool = &ds.pools[t.pool];
+        pool.train_scores.rows() * (ds.train.embeddings.cols() + pool.m())
+    };
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&tasks[i])));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<EvalResult>>> =
+        tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = rayon::current_num_threads().min(tasks.len());
+    rayon::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|_| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&i) = order.get(k) else { break };
+                    let r = execute_one(registry, datasets, contenders, tasks[i]);
+                    on_done(&r);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every task ran")
         })
         .collect()
 }

@@ -11,7 +11,9 @@
 //! - the loss is `BCEWithLogitsLoss` with mean reduction over the batch and the candidates, so
 //!   a logit's gradient is `(sigmoid(z) - y) / (batch x m)`;
 //! - Adam (`betas`, `eps`, no weight decay) with PyTorch's bias correction,
-//!   `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`;
+//!   `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`; one departure: a moment
+//!   below 1e-30 is set to zero rather than left to decay into subnormal numbers (slow on x86,
+//!   invisible in the weights; see `Step::apply`);
 //! - the learning rate of iteration `t` (from 0) of `T` is `lr * (cos(pi t / T) + 1) / 2`, set
 //!   before the step (RouterEval's `cosine_lr`).
 //!
@@ -81,6 +83,8 @@ pub struct Dense {
     moments: Vec<f32>,
     mb: Vec<f32>,
     vb: Vec<f32>,
+    /// Per row: the row's first moments are all zero (see `kernels::update_generic`).
+    quiet: Vec<bool>,
 }
 
 impl Dense {
@@ -97,6 +101,7 @@ impl Dense {
             moments: vec![0.0; 2 * (w.len() + MOMENT_SKEW)],
             mb: vec![0.0; b.len()],
             vb: vec![0.0; b.len()],
+            quiet: vec![true; outputs],
             w,
             b,
         }
@@ -134,6 +139,9 @@ impl Dense {
     }
 }
 
+/// Adam's moments below this are flushed to zero (see `Step::apply`).
+const TINY: f32 = 1e-30;
+
 /// The constants of one Adam step.
 #[derive(Clone, Copy, Debug)]
 struct Step {
@@ -164,13 +172,29 @@ impl Step {
         }
     }
 
+    /// One parameter's step. A moment that falls below [`TINY`] is set to zero: a parameter
+    /// whose gradient stays zero (a ReLU that is off for a while) would otherwise see its
+    /// moments decay into subnormal numbers, which x86 computes with ~100x slower microcode
+    /// assists (MLPR on a real pool ran ~1.5x slower for it). What it drops moves a weight by
+    /// less than `lr x 1e-22`, below f32's resolution for any weight above 1e-15.
+    /// Returns whether the first moment is not zero.
     #[inline(always)]
-    fn apply(&self, p: &mut f32, m: &mut f32, v: &mut f32, g: f32) {
+    fn apply(&self, p: &mut f32, m: &mut f32, v: &mut f32, g: f32) -> bool {
         let mm = self.beta1 * *m + self.one_minus_beta1 * g;
         let vv = self.beta2 * *v + self.one_minus_beta2 * (g * g);
+        let mm = if mm.abs() < TINY { 0.0 } else { mm };
+        let vv = if vv < TINY { 0.0 } else { vv };
         *m = mm;
         *v = vv;
         *p -= self.step_size * mm / (vv.sqrt() * self.inv_sqrt_bc2 + self.eps);
+        mm != 0.0
+    }
+
+    /// The second moment after a zero gradient: what [`Step::apply`] makes of it.
+    #[inline(always)]
+    fn decay_v(&self, v: f32) -> f32 {
+        let vv = self.beta2 * v + self.one_minus_beta2 * (0.0f32 * 0.0f32);
+        if vv < TINY { 0.0 } else { vv }
     }
 }
 
@@ -344,6 +368,7 @@ impl Mlp {
                         );
                     }
                     for (layer, (gw, gb)) in self.layers.iter_mut().zip(&grads) {
+                        layer.quiet.fill(false);
                         let (mw, vw) = Dense::split_moments(&mut layer.moments, layer.w.len());
                         kernels::adam(&mut layer.w, mw, vw, gw, &step);
                         kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
@@ -623,20 +648,36 @@ mod kernels {
                 &mut mw[range.clone()],
                 &mut vw[range],
             );
-            match dx.as_deref_mut() {
-                Some(dx) => {
-                    for ((((w, m), v), &a), g) in
-                        w.iter_mut().zip(m).zip(v).zip(x).zip(dx.iter_mut())
-                    {
-                        *g += dj * *w;
-                        step.apply(w, m, v, dj * a);
+            if dj == 0.0 && layer.quiet[j] {
+                // No gradient and a first moment of zeros: Adam's step is exactly zero, so the
+                // weights and m keep their bits and only v decays (a ReLU that has been off for
+                // a while: its row's m was flushed to zero, see `Step::apply`).
+                if let Some(dx) = dx.as_deref_mut() {
+                    for (g, &w) in dx.iter_mut().zip(w.iter()) {
+                        *g += dj * w;
                     }
                 }
-                None => {
-                    for (((w, m), v), &a) in w.iter_mut().zip(m).zip(v).zip(x) {
-                        step.apply(w, m, v, dj * a);
+                for v in v.iter_mut() {
+                    *v = step.decay_v(*v);
+                }
+            } else {
+                let mut moved = false;
+                match dx.as_deref_mut() {
+                    Some(dx) => {
+                        for ((((w, m), v), &a), g) in
+                            w.iter_mut().zip(m).zip(v).zip(x).zip(dx.iter_mut())
+                        {
+                            *g += dj * *w;
+                            moved |= step.apply(w, m, v, dj * a);
+                        }
+                    }
+                    None => {
+                        for (((w, m), v), &a) in w.iter_mut().zip(m).zip(v).zip(x) {
+                            moved |= step.apply(w, m, v, dj * a);
+                        }
                     }
                 }
+                layer.quiet[j] = !moved;
             }
             step.apply(&mut layer.b[j], &mut layer.mb[j], &mut layer.vb[j], dj);
         }
@@ -827,6 +868,86 @@ mod tests {
         let mut plain = net.clone();
         kernels_baseline::train(&mut plain, &x, &y, 30, &opts, &mut Rng::new(4));
         assert_eq!(dispatched, plain);
+    }
+
+    #[test]
+    fn skipping_quiet_rows_and_flushing_moments_keeps_plain_adams_bits() {
+        // A ReLU net where many hidden units are off for long stretches (negative biases), trained
+        // long enough for their first moments to reach the flush threshold, so the fused step
+        // skips their rows. Reference: the same schedule, every parameter stepped by the plain
+        // per-query gradient (`accumulate`) and the whole-layer Adam kernel, which never skips.
+        let mut rng = Rng::new(21);
+        let mut net = Mlp::new(&[6, 10, 8, 3], &mut rng);
+        for (j, b) in net.layers[0].b.iter_mut().enumerate() {
+            if j % 2 == 0 {
+                *b -= 1.5;
+            }
+        }
+        let n = 64;
+        let x: Vec<f32> = (0..6 * n).map(|_| rng.normal() as f32 * 0.5).collect();
+        let y: Vec<f32> = (0..3 * n)
+            .map(|i| f32::from(u8::from(i % 4 == 1)))
+            .collect();
+        let opts = TrainOptions {
+            lr: 1e-3,
+            epochs: 40,
+            batch: 1,
+            adam: Adam::default(),
+        };
+        let mut fused = net.clone();
+        fused.train_bce(&x, &y, n, &opts, &mut Rng::new(8));
+
+        let mut plain = net.clone();
+        let mut shuffles = Rng::new(8);
+        let mut order: Vec<usize> = (0..n).collect();
+        let (mut acts, mut deltas) = (plain.buffers(), plain.buffers());
+        let mut grads: Vec<(Vec<f32>, Vec<f32>)> = plain
+            .layers
+            .iter()
+            .map(|l| (vec![0.0; l.w.len()], vec![0.0; l.b.len()]))
+            .collect();
+        let total = (n * opts.epochs) as f64;
+        let mut t = 0u64;
+        for _ in 0..opts.epochs {
+            shuffles.shuffle(&mut order);
+            for &i in &order {
+                let lr = 0.5
+                    * f64::from(opts.lr)
+                    * ((std::f64::consts::PI * t as f64 / total).cos() + 1.0);
+                t += 1;
+                let step = Step::new(&opts.adam, lr as f32, t);
+                for (gw, gb) in grads.iter_mut() {
+                    gw.fill(0.0);
+                    gb.fill(0.0);
+                }
+                plain.accumulate(
+                    &x[i * 6..(i + 1) * 6],
+                    &y[i * 3..(i + 1) * 3],
+                    1.0 / 3.0,
+                    &mut acts,
+                    &mut deltas,
+                    &mut grads,
+                );
+                for (layer, (gw, gb)) in plain.layers.iter_mut().zip(&grads) {
+                    let (mw, vw) = Dense::split_moments(&mut layer.moments, layer.w.len());
+                    kernels::adam(&mut layer.w, mw, vw, gw, &step);
+                    kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
+                }
+            }
+        }
+        // The fused path did skip rows and flush moments (else this test proves nothing).
+        let flushed = fused.layers[0]
+            .quiet
+            .iter()
+            .zip(&fused.layers[0].b)
+            .filter(|&(&q, _)| q)
+            .count();
+        assert!(flushed > 0, "no row of the first layer went quiet");
+        for (a, b) in fused.layers.iter().zip(&plain.layers) {
+            assert_eq!(a.w, b.w);
+            assert_eq!(a.b, b.b);
+            assert_eq!(a.moments, b.moments);
+        }
     }
 
     /// The training loop again, calling the generic kernels directly.

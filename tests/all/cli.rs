@@ -228,6 +228,37 @@ fn progress_goes_to_stderr() {
 }
 
 #[test]
+fn the_largest_training_sets_run_first() {
+    // One worker: the progress lines come in the order evaluations run. The embedded pools train
+    // on the same queries, so the ones with more candidates go first (m = 9, 5, 5, 5, 3, 3, 3);
+    // the bound, which trains nothing, after every router evaluation.
+    let out = run(&[
+        "--router",
+        "knn",
+        "--router",
+        "oracle",
+        "--threads",
+        "1",
+        "--progress",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    let m_of = |l: &str| -> usize {
+        let at = l.find(" m=").expect("m=") + 3;
+        l[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let knn: Vec<usize> = lines
+        .iter()
+        .filter(|l| l.contains("] knn "))
+        .map(|l| m_of(l))
+        .collect();
+    assert_eq!(knn, [9, 5, 5, 5, 3, 3, 3], "{}", out.stderr);
+    let last_knn = lines.iter().rposition(|l| l.contains("] knn ")).unwrap();
+    let first_oracle = lines.iter().position(|l| l.contains("] oracle ")).unwrap();
+    assert!(first_oracle > last_knn, "{}", out.stderr);
+}
+
+#[test]
 fn usage_errors_say_what_to_do() {
     // (arguments, what standard error must say); each exits with status 2.
     let cases: [(&[&str], &[&str]); 7] = [

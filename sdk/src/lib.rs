@@ -126,7 +126,7 @@ pub use data::{Queries, Split, Texts};
 pub use error::RouterError;
 pub use log::{Level, log};
 pub use math::{
-    argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, matmul_abt,
+    argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, ln_1p_det, matmul_abt,
     normalise_in_place, softmax_f64, softmax_in_place, top_k, top_k_dot, top_k_dot_local,
 };
 pub use params::{ParamValue, Params};

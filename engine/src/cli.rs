@@ -936,7 +936,7 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
                 let plugin = WasmPlugin::load(host, &path)?;
                 (
                     plugin.unusable().cloned(),
-                    Contender::wasm(Arc::new(plugin), params),
+                    Contender::wasm(Arc::new(plugin), params, plan.seed),
                 )
             }
             PluginFormat::Native => {
@@ -956,7 +956,7 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
                     NativePlugin::load_hashed(&path, sha, isolation, &worker, &plan.policy)?;
                 (
                     plugin.unusable().cloned(),
-                    Contender::native(Arc::new(plugin), params),
+                    Contender::native(Arc::new(plugin), params, plan.seed),
                 )
             }
         };

@@ -77,12 +77,20 @@ pub fn reported_name(raw: &str) -> Option<String> {
     (name.len() <= 64 && is_valid_name(name)).then(|| name.to_string())
 }
 
-/// A plugin's row label: `name@how`, then `:params` when there are any.
-fn plugin_label(name: &str, how: &str, params: &Params) -> String {
-    if params.is_empty() {
-        format!("{name}@{how}")
+/// A row's label: `name`, then `:params` when there are any, with `seed=N` among them when the
+/// router's own seed differs from the run's (two seeds of one router are two rows).
+fn row_label(name: &str, params: &Params, run_seed: u64) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    if !params.is_empty() {
+        shown.push(params.to_string());
+    }
+    if params.seed() != run_seed {
+        shown.push(format!("seed={}", params.seed()));
+    }
+    if shown.is_empty() {
+        name.to_string()
     } else {
-        format!("{name}@{how}:{params}")
+        format!("{name}:{}", shown.join(","))
     }
 }
 
@@ -266,9 +274,10 @@ impl Contender {
         }
     }
 
-    /// A loaded WebAssembly plugin with its parameters.
-    pub fn wasm(plugin: Arc<WasmPlugin>, params: Params) -> Contender {
-        let label = plugin_label(plugin.name(), "wasm", &params);
+    /// A loaded WebAssembly plugin with its parameters, in a run whose seed is `run_seed`
+    /// (labelled `name@wasm`, with its parameters as [`Contender::build_seeded`] shows them).
+    pub fn wasm(plugin: Arc<WasmPlugin>, params: Params, run_seed: u64) -> Contender {
+        let label = row_label(&format!("{}@wasm", plugin.name()), &params, run_seed);
         Contender::Wasm {
             plugin,
             params,
@@ -276,9 +285,10 @@ impl Contender {
         }
     }
 
-    /// A loaded native plugin with its parameters.
-    pub fn native(plugin: Arc<NativePlugin>, params: Params) -> Contender {
-        let label = plugin_label(plugin.name(), "native", &params);
+    /// A loaded native plugin with its parameters, in a run whose seed is `run_seed` (labelled
+    /// `name@native`, with its parameters as [`Contender::build_seeded`] shows them).
+    pub fn native(plugin: Arc<NativePlugin>, params: Params, run_seed: u64) -> Contender {
+        let label = row_label(&format!("{}@native", plugin.name()), &params, run_seed);
         Contender::Native {
             plugin,
             params,
@@ -364,18 +374,7 @@ impl Contender {
                 if let Ok(Err(e)) = built {
                     return Err(e.to_string());
                 }
-                let mut shown: Vec<String> = Vec::new();
-                if !params.is_empty() {
-                    shown.push(params.to_string());
-                }
-                if params.seed() != run_seed {
-                    shown.push(format!("seed={}", params.seed()));
-                }
-                let label = if shown.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}:{}", shown.join(","))
-                };
+                let label = row_label(name, &params, run_seed);
                 Ok(Contender::Router {
                     name: name.to_string(),
                     params,

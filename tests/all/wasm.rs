@@ -107,6 +107,38 @@ fn wasm_knn_equals_builtin_on_embedded_data_and_reruns_identically() {
     assert!(fuel(&vc) > fuel(&va), "{} vs {}", fuel(&vc), fuel(&va));
 }
 
+/// A plugin's own seed, when it differs from the run's, is part of its label as a built-in
+/// router's is: two seeds of one plugin are two rows, not a clash of labels.
+#[test]
+fn a_plugins_own_seed_labels_its_row() {
+    let cache = TempDir::new("wasm-seed-label");
+    let out = run_isolated(
+        &cache,
+        &[
+            "--format",
+            "json",
+            "--candidates",
+            "3",
+            "--seed",
+            "1",
+            "--plugin",
+            &format!("{}:k=7,seed=2", knn()),
+            "--plugin",
+            &format!("{}:k=7", knn()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    let labels: std::collections::BTreeSet<&str> = results(&v)
+        .iter()
+        .map(|r| r["router"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        ["knn@wasm:k=7", "knn@wasm:k=7,seed=2"]
+    );
+}
+
 #[test]
 fn wasm_knn_equals_builtin_on_the_shared_llmrouter_pickle() {
     let cache = TempDir::new("wasm-knn-shared");

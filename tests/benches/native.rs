@@ -82,11 +82,11 @@ fn main() {
         ),
         (
             "native, in-process",
-            Contender::native(Arc::new(in_process), params.clone()),
+            Contender::native(Arc::new(in_process), params.clone(), 0),
         ),
         (
             "native, isolated",
-            Contender::native(Arc::new(load(&lib, Isolation::Process)), params.clone()),
+            Contender::native(Arc::new(load(&lib, Isolation::Process)), params.clone(), 0),
         ),
     ];
     let pool = rayon::ThreadPoolBuilder::new()

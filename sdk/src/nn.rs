@@ -11,9 +11,9 @@
 //! - the loss is `BCEWithLogitsLoss` with mean reduction over the batch and the candidates, so
 //!   a logit's gradient is `(sigmoid(z) - y) / (batch x m)`;
 //! - Adam (`betas`, `eps`, no weight decay) with PyTorch's bias correction,
-//!   `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`; one departure: a moment
-//!   below 1e-30 is set to zero rather than left to decay into subnormal numbers (slow on x86,
-//!   invisible in the weights; see `Step::apply`);
+//!   `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`; one departure: every 16
+//!   steps a moment below 1e-30 is set to zero rather than left to decay into subnormal numbers
+//!   (slow on x86, invisible in the weights; see `Dense::flush`);
 //! - the learning rate of iteration `t` (from 0) of `T` is `lr * (cos(pi t / T) + 1) / 2`, set
 //!   before the step (RouterEval's `cosine_lr`).
 //!
@@ -137,6 +137,26 @@ impl Dense {
     fn forward(&self, x: &[f32], out: &mut [f32]) {
         kernels::forward(&self.w, &self.b, x, out);
     }
+
+    /// Sets Adam's moments below [`TINY`] to zero and marks the rows whose first moments are
+    /// then all zero as quiet. Run every [`FLUSH_EVERY`] steps: a parameter whose gradient stays
+    /// zero (a ReLU that is off for a while) would otherwise see its moments decay into subnormal
+    /// numbers, which x86 computes with ~100x slower microcode assists (MLPR on a real pool ran
+    /// ~1.5x slower for it). What it drops moves a weight by less than `lr x 1e-22`, below f32's
+    /// resolution for any weight above 1e-15. (Flushing inside every step's update instead cost
+    /// that loop three comparisons per parameter, ~15% of the step.)
+    fn flush(&mut self) {
+        let n = self.inputs;
+        let (mw, vw) = Dense::split_moments(&mut self.moments, self.w.len());
+        for ((m, v), quiet) in mw
+            .chunks_exact_mut(n)
+            .zip(vw.chunks_exact_mut(n))
+            .zip(self.quiet.iter_mut())
+        {
+            kernels::flush(m, v, quiet);
+        }
+        kernels::flush(&mut self.mb, &mut self.vb, &mut false);
+    }
 }
 
 /// The learning rate of iteration `t` (from 0) of `total`: `lr` decayed by a half cosine.
@@ -144,8 +164,13 @@ fn cosine_lr(lr: f32, t: u64, total: f64) -> f32 {
     (0.5 * f64::from(lr) * ((std::f64::consts::PI * t as f64 / total).cos() + 1.0)) as f32
 }
 
-/// Adam's moments below this are flushed to zero (see `Step::apply`).
+/// Adam's moments below this are set to zero every [`FLUSH_EVERY`] steps (see `Dense::flush`).
 const TINY: f32 = 1e-30;
+
+/// How often (in steps) tiny moments are set to zero. A moment just above [`TINY`] at one flush
+/// decays by at most `0.9^16 = 0.19` before the next, far from f32's subnormal range (below
+/// 1.2e-38).
+const FLUSH_EVERY: u64 = 16;
 
 /// The constants of one Adam step.
 #[derive(Clone, Copy, Debug)]
@@ -177,29 +202,20 @@ impl Step {
         }
     }
 
-    /// One parameter's step. A moment that falls below [`TINY`] is set to zero: a parameter
-    /// whose gradient stays zero (a ReLU that is off for a while) would otherwise see its
-    /// moments decay into subnormal numbers, which x86 computes with ~100x slower microcode
-    /// assists (MLPR on a real pool ran ~1.5x slower for it). What it drops moves a weight by
-    /// less than `lr x 1e-22`, below f32's resolution for any weight above 1e-15.
-    /// Returns whether the first moment is not zero.
+    /// One parameter's step.
     #[inline(always)]
-    fn apply(&self, p: &mut f32, m: &mut f32, v: &mut f32, g: f32) -> bool {
+    fn apply(&self, p: &mut f32, m: &mut f32, v: &mut f32, g: f32) {
         let mm = self.beta1 * *m + self.one_minus_beta1 * g;
         let vv = self.beta2 * *v + self.one_minus_beta2 * (g * g);
-        let mm = if mm.abs() < TINY { 0.0 } else { mm };
-        let vv = if vv < TINY { 0.0 } else { vv };
         *m = mm;
         *v = vv;
         *p -= self.step_size * mm / (vv.sqrt() * self.inv_sqrt_bc2 + self.eps);
-        mm != 0.0
     }
 
     /// The second moment after a zero gradient: what [`Step::apply`] makes of it.
     #[inline(always)]
     fn decay_v(&self, v: f32) -> f32 {
-        let vv = self.beta2 * v + self.one_minus_beta2 * (0.0f32 * 0.0f32);
-        if vv < TINY { 0.0 } else { vv }
+        self.beta2 * v + self.one_minus_beta2 * (0.0f32 * 0.0f32)
     }
 }
 
@@ -376,6 +392,9 @@ impl Mlp {
                         kernels::adam(&mut layer.w, mw, vw, gw, &step);
                         kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
                     }
+                }
+                if t % FLUSH_EVERY == 0 {
+                    self.layers.iter_mut().for_each(Dense::flush);
                 }
             }
         }
@@ -654,30 +673,30 @@ mod kernels {
             if dj == 0.0 && layer.quiet[j] {
                 // No gradient and a first moment of zeros: Adam's step is exactly zero, so the
                 // weights and m keep their bits and only v decays (a ReLU that has been off for
-                // a while: its row's m was flushed to zero, see `Step::apply`). Its share of
+                // a while: its row's m was flushed to zero, see `Dense::flush`). Its share of
                 // `dx`, `0 x w`, is a zero, and adding a zero leaves `dx` as it is (`dx` starts at
                 // +0 and sums never give -0 under round-to-nearest), so it is not added.
                 for v in v.iter_mut() {
                     *v = step.decay_v(*v);
                 }
             } else {
-                let mut moved = false;
                 match dx.as_deref_mut() {
                     Some(dx) => {
                         for ((((w, m), v), &a), g) in
                             w.iter_mut().zip(m).zip(v).zip(x).zip(dx.iter_mut())
                         {
                             *g += dj * *w;
-                            moved |= step.apply(w, m, v, dj * a);
+                            step.apply(w, m, v, dj * a);
                         }
                     }
                     None => {
                         for (((w, m), v), &a) in w.iter_mut().zip(m).zip(v).zip(x) {
-                            moved |= step.apply(w, m, v, dj * a);
+                            step.apply(w, m, v, dj * a);
                         }
                     }
                 }
-                layer.quiet[j] = !moved;
+                // Quiet again only once a flush finds its first moments all zero.
+                layer.quiet[j] = false;
             }
             step.apply(&mut layer.b[j], &mut layer.mb[j], &mut layer.vb[j], dj);
         }
@@ -688,6 +707,23 @@ mod kernels {
         for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
             step.apply(p, m, v, g);
         }
+    }
+
+    /// Sets the moments below [`TINY`](super::TINY) to zero; `zero`: whether the first moments
+    /// are then all zero.
+    #[inline(always)]
+    fn flush_generic(m: &mut [f32], v: &mut [f32], zero: &mut bool) {
+        let mut all = true;
+        for (m, v) in m.iter_mut().zip(v.iter_mut()) {
+            if m.abs() < super::TINY {
+                *m = 0.0;
+            }
+            if *v < super::TINY {
+                *v = 0.0;
+            }
+            all &= *m == 0.0;
+        }
+        *zero = all;
     }
 
     #[cfg(test)]
@@ -732,6 +768,7 @@ mod kernels {
     dispatch!(forward, forward_generic, (w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]));
     dispatch!(update_fused, update_generic, (layer: &mut Dense, x: &[f32], delta: &[f32], dx: Option<&mut [f32]>, step: &Step));
     dispatch!(adam, adam_generic, (p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], step: &Step));
+    dispatch!(flush, flush_generic, (m: &mut [f32], v: &mut [f32], zero: &mut bool));
 }
 
 #[cfg(test)]
@@ -930,6 +967,9 @@ mod tests {
                     let (mw, vw) = Dense::split_moments(&mut layer.moments, layer.w.len());
                     kernels::adam(&mut layer.w, mw, vw, gw, &step);
                     kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
+                    if t % FLUSH_EVERY == 0 {
+                        layer.flush();
+                    }
                 }
             }
         }

@@ -393,7 +393,7 @@ impl Mlp {
                         kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
                     }
                 }
-                if t % FLUSH_EVERY == 0 {
+                if t.is_multiple_of(FLUSH_EVERY) {
                     self.layers.iter_mut().for_each(Dense::flush);
                 }
             }
@@ -967,7 +967,7 @@ mod tests {
                     let (mw, vw) = Dense::split_moments(&mut layer.moments, layer.w.len());
                     kernels::adam(&mut layer.w, mw, vw, gw, &step);
                     kernels::adam(&mut layer.b, &mut layer.mb, &mut layer.vb, gb, &step);
-                    if t % FLUSH_EVERY == 0 {
+                    if t.is_multiple_of(FLUSH_EVERY) {
                         layer.flush();
                     }
                 }

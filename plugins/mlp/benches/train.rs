@@ -3,7 +3,10 @@
 //! measured in the same run: one read-modify-write pass over three arrays of the same size (the
 //! weights and Adam's two moments), the memory traffic no exact Adam step can avoid. Then the
 //! projection for the paper sweep: every pool of the synthetic 12-benchmark suite (RouterEval's
-//! item counts, 80% train, 100 epochs), on 2 cores.
+//! item counts, 80% train, 100 epochs), on 2 cores. Then where the floor is: the same kernel on
+//! a model small enough to stay in cache (if memory bounded the step, this would be much
+//! faster), and the square root and division of Adam's update alone (one each per parameter
+//! per step; the CPU's divider computes them), with the sweep's time at that speed.
 //!
 //! The runs are short (512 steps on random data), so they measure the kernel: on real pools the
 //! rows of ReLUs that stay off go quiet and are cheaper (synthetic arc, m = 3: 0.32 ns/update)
@@ -29,7 +32,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Nanoseconds per parameter update of batch-1 training at `m` candidates.
 fn adam_ns(m: usize) -> f64 {
-    let (d, n, epochs) = (768, 256, 2);
+    adam_ns_widths(&[768, 256, 256, m], 2)
+}
+
+/// Nanoseconds per parameter update of batch-1 training of the network of `widths`.
+fn adam_ns_widths(widths: &[usize], epochs: usize) -> f64 {
+    let (d, m, n) = (widths[0], widths[widths.len() - 1], 256);
     let mut rng = Rng::new(1);
     let x: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32 * 0.036).collect();
     let y: Vec<f32> = (0..n * m)
@@ -43,7 +51,7 @@ fn adam_ns(m: usize) -> f64 {
     };
     let runs: Vec<f64> = (0..5)
         .map(|r| {
-            let mut net = Mlp::new(&[d, 256, 256, m], &mut Rng::new(r));
+            let mut net = Mlp::new(widths, &mut Rng::new(r));
             let t = Instant::now();
             net.train_bce(&x, &y, n, &opts, &mut Rng::new(2));
             black_box(&net);
@@ -75,6 +83,46 @@ fn memory_ns(len: usize) -> f64 {
     median(runs)
 }
 
+/// Nanoseconds per element of Adam's two divider operations alone, `m / (sqrt(v) c + eps)`,
+/// over arrays that stay in the L1 cache, compiled for the best instruction set the CPU has
+/// (as the SDK's kernels are). Every exact Adam update needs one square root and one division.
+fn divider_ns() -> f64 {
+    fn pass(m: &[f32], v: &[f32], out: &mut [f32]) {
+        for ((o, &m), &v) in out.iter_mut().zip(m).zip(v) {
+            *o = m / (v.sqrt() * 1.0001 + 1e-8);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2")]
+    unsafe fn pass_avx512(m: &[f32], v: &[f32], out: &mut [f32]) {
+        pass(m, v, out);
+    }
+    let len = 2048;
+    let m: Vec<f32> = (0..len).map(|i| (i as f32 - 1000.0) * 1e-6).collect();
+    let v: Vec<f32> = (0..len).map(|i| (i as f32 + 1.0) * 1e-9).collect();
+    let mut out = vec![0.0f32; len];
+    let passes = 20_000;
+    let runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..passes {
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    unsafe { pass_avx512(black_box(&m), black_box(&v), &mut out) };
+                    continue;
+                }
+                pass(black_box(&m), black_box(&v), &mut out);
+            }
+            black_box(&out);
+            t.elapsed().as_secs_f64() * 1e9 / (passes * len) as f64
+        })
+        .collect();
+    median(runs)
+}
+
 fn params(m: usize) -> f64 {
     (768 * 256 + 256 + 256 * 256 + 256 + 256 * m + m) as f64
 }
@@ -92,6 +140,16 @@ fn main() {
         );
         per_m.push((m, adam));
     }
+    // Where the time goes. The same kernel training a 768 -> 48 linear model, whose weights and
+    // moments (443 KB) stay in the core's L2 cache: about as fast per update, so memory is not
+    // what bounds the step. And the square root and division that every exact Adam update
+    // needs, alone: most of the step.
+    let cached = adam_ns_widths(&[768, 48], 40);
+    let divider = divider_ns();
+    println!(
+        "  in cache (768 -> 48 linear, 36,912 parameters): Adam step {cached:.3} ns/update; \
+         Adam's square root and division alone: {divider:.3} ns/element"
+    );
     // The paper sweep: 12 benchmarks x sizes {3, 5, 10, 100, 1000} x 3 groups, 100 epochs.
     let train: f64 = ITEMS.iter().map(|&n| (n as f64 * 0.8).floor()).sum();
     let ns_at = |m: usize| {
@@ -107,5 +165,16 @@ fn main() {
          epochs): {:.0} core-seconds, {:.1} min on 2 cores (target for the whole sweep: 60 min)",
         seconds,
         seconds / 2.0 / 60.0
+    );
+    let updates: f64 = [3usize, 5, 10, 100, 1000]
+        .iter()
+        .map(|&m| 3.0 * train * 100.0 * params(m))
+        .sum();
+    let floor = updates * divider * 1e-9;
+    println!(
+        "  its floor, {updates:.2e} Adam updates x the square root and division alone: {:.0} \
+         core-seconds, {:.1} min on 2 cores",
+        floor,
+        floor / 2.0 / 60.0
     );
 }

@@ -10,7 +10,7 @@
 //!
 //! The runs are short (512 steps on random data), so they measure the kernel: on real pools the
 //! rows of ReLUs that stay off go quiet and are cheaper (synthetic arc, m = 3: 0.32 ns/update)
-//! while the big output layer keeps m = 1000 near this figure (synthetic mmlu, 0.42 ns/update in
+//! while the big output layer keeps m = 1000 near this figure (synthetic mmlu, 0.40 ns/update in
 //! the sweep). The projection below is for the kernel's speed; `scripts/sweep` measures.
 //!
 //! Run: `cargo bench -p routereval-plugin-mlp --bench train`

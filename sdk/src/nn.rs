@@ -144,7 +144,8 @@ impl Dense {
     /// numbers, which x86 computes with ~100x slower microcode assists (MLPR on a real pool ran
     /// ~1.5x slower for it). What it drops moves a weight by less than `lr x 1e-22`, below f32's
     /// resolution for any weight above 1e-15. (Flushing inside every step's update instead cost
-    /// that loop three comparisons per parameter, ~15% of the step.)
+    /// that loop three comparisons per parameter: the MLPR bench's step 0.374 / 0.382 / 0.438 ->
+    /// 0.359 / 0.370 / 0.415 ns per update at m = 3 / 100 / 1000 when they moved here.)
     fn flush(&mut self) {
         let n = self.inputs;
         let (mw, vw) = Dense::split_moments(&mut self.moments, self.w.len());

@@ -3,6 +3,11 @@
 //! All of them are deterministic: the same input gives bit-identical output on every platform
 //! the SDK supports, so a router built in, native or as WebAssembly gives the same numbers.
 
+/// ln 2 = `LN2_HI + LN2_LO`, the high part with trailing zero bits so that `n * LN2_HI` is exact
+/// for the integers `n` that [`exp_det`] and [`ln_1p_det`] scale by.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+
 /// `e^x` from additions and multiplications only, so it gives the same bits on every platform
 /// (the platform's `exp` comes from its C library natively and from a Rust port in
 /// WebAssembly, which may differ in the last place; a training loop that calls it millions of
@@ -20,9 +25,6 @@ pub fn exp_det(x: f64) -> f64 {
     if x < -745.1 {
         return 0.0;
     }
-    // ln 2 = LN2_HI + LN2_LO, the high part with trailing zero bits so that n * LN2_HI is exact.
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     let n = (x * std::f64::consts::LOG2_E).round();
     let r = (x - n * LN2_HI) - n * LN2_LO;
     // Horner, highest degree first: sum of r^k / k! for k = 0..=13.
@@ -73,8 +75,6 @@ pub fn ln_1p_det(x: f64) -> f64 {
     if x.abs() < 1e-300 {
         return x; // also keeps -0.0
     }
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     let u = 1.0 + x;
     // The exact rounding error of `1 + x` (Fast2Sum, the larger operand first).
     let err = if x.abs() <= 1.0 {

@@ -25,7 +25,9 @@ const ITEMS: [usize; 12] = [
     1172, 10042, 14042, 817, 1267, 1319, 541, 5760, 1192, 756, 1324, 12032,
 ];
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of five runs of `run`.
+fn median_of_5(run: impl FnMut(u64) -> f64) -> f64 {
+    let mut v: Vec<f64> = (0..5).map(run).collect();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -49,16 +51,13 @@ fn adam_ns_widths(widths: &[usize], epochs: usize) -> f64 {
         batch: 1,
         adam: Adam::default(),
     };
-    let runs: Vec<f64> = (0..5)
-        .map(|r| {
-            let mut net = Mlp::new(widths, &mut Rng::new(r));
-            let t = Instant::now();
-            net.train_bce(&x, &y, n, &opts, &mut Rng::new(2));
-            black_box(&net);
-            t.elapsed().as_secs_f64() * 1e9 / (n * epochs * net.parameters()) as f64
-        })
-        .collect();
-    median(runs)
+    median_of_5(|r| {
+        let mut net = Mlp::new(widths, &mut Rng::new(r));
+        let t = Instant::now();
+        net.train_bce(&x, &y, n, &opts, &mut Rng::new(2));
+        black_box(&net);
+        t.elapsed().as_secs_f64() * 1e9 / (n * epochs * net.parameters()) as f64
+    })
 }
 
 /// Nanoseconds per element of `p[i] = p[i] * a + m[i]; m[i] *= b; v[i] += m[i]` over arrays of
@@ -66,21 +65,18 @@ fn adam_ns_widths(widths: &[usize], epochs: usize) -> f64 {
 fn memory_ns(len: usize) -> f64 {
     let (mut p, mut m, mut v) = (vec![1.0f32; len], vec![0.5f32; len], vec![0.25f32; len]);
     let passes = 200;
-    let runs: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..passes {
-                for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *p = *p * 0.999 + *m;
-                    *m *= 0.9;
-                    *v += *m;
-                }
-                black_box((&p, &m, &v));
+    median_of_5(|_| {
+        let t = Instant::now();
+        for _ in 0..passes {
+            for ((p, m), v) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+                *p = *p * 0.999 + *m;
+                *m *= 0.9;
+                *v += *m;
             }
-            t.elapsed().as_secs_f64() * 1e9 / (passes * len) as f64
-        })
-        .collect();
-    median(runs)
+            black_box((&p, &m, &v));
+        }
+        t.elapsed().as_secs_f64() * 1e9 / (passes * len) as f64
+    })
 }
 
 /// Nanoseconds per element of Adam's two divider operations alone, `m / (sqrt(v) c + eps)`,
@@ -102,25 +98,23 @@ fn divider_ns() -> f64 {
     let v: Vec<f32> = (0..len).map(|i| (i as f32 + 1.0) * 1e-9).collect();
     let mut out = vec![0.0f32; len];
     let passes = 20_000;
-    let runs: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..passes {
-                #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx512f")
-                    && std::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: the CPU has the features the function is compiled for.
-                    unsafe { pass_avx512(black_box(&m), black_box(&v), &mut out) };
-                    continue;
-                }
-                pass(black_box(&m), black_box(&v), &mut out);
+    #[cfg(target_arch = "x86_64")]
+    let avx512 =
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl");
+    median_of_5(|_| {
+        let t = Instant::now();
+        for _ in 0..passes {
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // SAFETY: the CPU has the features the function is compiled for.
+                unsafe { pass_avx512(black_box(&m), black_box(&v), &mut out) };
+                continue;
             }
-            black_box(&out);
-            t.elapsed().as_secs_f64() * 1e9 / (passes * len) as f64
-        })
-        .collect();
-    median(runs)
+            pass(black_box(&m), black_box(&v), &mut out);
+        }
+        black_box(&out);
+        t.elapsed().as_secs_f64() * 1e9 / (passes * len) as f64
+    })
 }
 
 fn params(m: usize) -> f64 {

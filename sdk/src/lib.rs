@@ -127,7 +127,8 @@ pub use error::RouterError;
 pub use log::{Level, log};
 pub use math::{
     argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, ln_1p_det, matmul_abt,
-    normalise_in_place, softmax_f64, softmax_in_place, top_k, top_k_dot, top_k_dot_local,
+    normalise_in_place, sigmoid_det, softmax_f64, softmax_in_place, top_k, top_k_dot,
+    top_k_dot_local,
 };
 pub use params::{ParamValue, Params};
 pub use rng::Rng;

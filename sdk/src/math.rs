@@ -39,6 +39,62 @@ pub fn exp_det(x: f64) -> f64 {
     p * pow2(half) * pow2(n - half)
 }
 
+/// `(sigmoid(z), e^-|z|)` in f64 from [`exp_det`], in the stable two-branch form: the same bits
+/// on every platform.
+#[inline(always)]
+pub(crate) fn sigmoid_and_exp(z: f64) -> (f64, f64) {
+    let e = exp_det(-z.abs());
+    let s = if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    (s, e)
+}
+
+/// For each logit `z`, `sigmoid(z)` and `e^-|z|` (which a logistic loss needs again:
+/// `ln(1 + e^-|z|)`), in f64 from [`exp_det`], so the same bits on every platform. Compiled per
+/// instruction set and chosen at run time: a vectorised pass, several times faster than calling
+/// [`exp_det`] per element from baseline x86-64 code, where its `round` is a libm call.
+///
+/// # Panics
+/// When the lengths differ.
+pub fn sigmoid_det(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
+    assert!(
+        z.len() == sigmoid.len() && z.len() == exp_neg_abs.len(),
+        "sigmoid_det: slices of different lengths"
+    );
+    #[inline(always)]
+    fn generic(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
+        for ((&z, s), e) in z.iter().zip(sigmoid.iter_mut()).zip(exp_neg_abs.iter_mut()) {
+            (*s, *e) = sigmoid_and_exp(f64::from(z));
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2")]
+        unsafe fn avx512(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
+            generic(z, sigmoid, exp_neg_abs)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
+            generic(z, sigmoid, exp_neg_abs)
+        }
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { avx512(z, sigmoid, exp_neg_abs) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { avx2(z, sigmoid, exp_neg_abs) };
+        }
+    }
+    generic(z, sigmoid, exp_neg_abs)
+}
+
 const FACTORIALS: [f64; 13] = [
     1.0,
     1.0,
@@ -614,6 +670,56 @@ mod tests {
         assert_eq!(exp_det(800.0), f64::INFINITY);
         assert_eq!(exp_det(-800.0), 0.0);
         assert!(exp_det(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn sigmoid_det_is_the_sigmoid_with_exp_dets_bits() {
+        // Every kind of f32: the range of exp_det's cases (both branches, past the underflow
+        // at -745, signed zeros, the extremes, NaN), in lengths that leave vector tails.
+        let mut z: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.2137).collect();
+        z.extend([
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -1e-40,
+            744.9,
+            745.2,
+            -746.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ]);
+        for len in [z.len(), z.len() - 1, 7, 1, 0] {
+            let z = &z[..len];
+            let (mut s, mut e) = (vec![0.0; len], vec![0.0; len]);
+            sigmoid_det(z, &mut s, &mut e);
+            for ((&z, &s), &e) in z.iter().zip(&s).zip(&e) {
+                let z = f64::from(z);
+                let want_e = exp_det(-z.abs());
+                let want_s = if z >= 0.0 {
+                    1.0 / (1.0 + want_e)
+                } else {
+                    want_e / (1.0 + want_e)
+                };
+                assert_eq!(e.to_bits(), want_e.to_bits(), "e^-|z| at z = {z}");
+                assert_eq!(s.to_bits(), want_s.to_bits(), "sigmoid at z = {z}");
+                if z.is_finite() {
+                    let exact = if z >= 0.0 {
+                        1.0 / (1.0 + (-z).exp())
+                    } else {
+                        z.exp() / (1.0 + z.exp())
+                    };
+                    assert!(
+                        (s - exact).abs() <= 1e-15 * exact.max(1e-300),
+                        "{z}: {s} vs {exact}"
+                    );
+                }
+            }
+        }
+        let (mut s, mut e) = ([0.0], [0.0]);
+        sigmoid_det(&[f32::NAN], &mut s, &mut e);
+        assert!(s[0].is_nan() && e[0].is_nan());
     }
 
     #[test]

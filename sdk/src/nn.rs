@@ -705,13 +705,7 @@ mod kernels {
     fn output_delta_generic(z: &[f32], y: &[f32], scale: f32, delta: &mut [f32]) {
         for ((d, &z), &y) in delta.iter_mut().zip(z).zip(y) {
             // In f64 with the SDK's exp, so that every platform gives the same bits.
-            let z = f64::from(z);
-            let s = if z >= 0.0 {
-                1.0 / (1.0 + crate::exp_det(-z))
-            } else {
-                let e = crate::exp_det(z);
-                e / (1.0 + e)
-            };
+            let (s, _) = crate::math::sigmoid_and_exp(f64::from(z));
             *d = (s as f32 - y) * scale;
         }
     }

@@ -11,7 +11,7 @@
 //!
 //! The runs are short (512 steps on random data), so they measure the kernel: on real pools the
 //! rows of ReLUs that stay off go quiet and are cheaper (synthetic arc, m = 3: 0.32 ns/update)
-//! while the big output layer keeps m = 1000 near this figure (synthetic mmlu, 0.40 ns/update in
+//! while the big output layer keeps m = 1000 near this figure (synthetic mmlu, 0.37 ns/update in
 //! the sweep). The projection below is for the kernel's speed; `scripts/sweep` measures.
 //!
 //! Run: `cargo bench -p routereval-plugin-mlp --bench train`
@@ -157,25 +157,14 @@ fn update_ns(divider: bool) -> f64 {
     type Pass = fn(&mut [f32], &mut [f32], &mut [f32], &[f32], &mut [f32]);
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2")]
-    unsafe fn with_div_avx512(
+    unsafe fn pass_avx512<const DIV: bool>(
         w: &mut [f32],
         m: &mut [f32],
         v: &mut [f32],
         x: &[f32],
         dx: &mut [f32],
     ) {
-        pass::<true>(w, m, v, x, dx)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx2")]
-    unsafe fn without_div_avx512(
-        w: &mut [f32],
-        m: &mut [f32],
-        v: &mut [f32],
-        x: &[f32],
-        dx: &mut [f32],
-    ) {
-        pass::<false>(w, m, v, x, dx)
+        pass::<DIV>(w, m, v, x, dx)
     }
     let (rows, n) = (48, 768);
     let mut rng = Rng::new(3);
@@ -189,9 +178,9 @@ fn update_ns(divider: bool) -> f64 {
     if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
         // SAFETY (of the calls through `f`): the CPU has the features these are compiled for.
         f = if divider {
-            |w, m, v, x, dx| unsafe { with_div_avx512(w, m, v, x, dx) }
+            |w, m, v, x, dx| unsafe { pass_avx512::<true>(w, m, v, x, dx) }
         } else {
-            |w, m, v, x, dx| unsafe { without_div_avx512(w, m, v, x, dx) }
+            |w, m, v, x, dx| unsafe { pass_avx512::<false>(w, m, v, x, dx) }
         };
     }
     let passes = 2000;

@@ -112,6 +112,8 @@
 pub mod __wasm;
 pub mod abi;
 mod data;
+#[macro_use]
+mod dispatch;
 mod error;
 mod log;
 mod math;

@@ -64,36 +64,17 @@ pub fn sigmoid_det(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
         z.len() == sigmoid.len() && z.len() == exp_neg_abs.len(),
         "sigmoid_det: slices of different lengths"
     );
-    #[inline(always)]
-    fn generic(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
-        for ((&z, s), e) in z.iter().zip(sigmoid.iter_mut()).zip(exp_neg_abs.iter_mut()) {
-            (*s, *e) = sigmoid_and_exp(f64::from(z));
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2")]
-        unsafe fn avx512(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
-            generic(z, sigmoid, exp_neg_abs)
-        }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
-            generic(z, sigmoid, exp_neg_abs)
-        }
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512dq")
-        {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { avx512(z, sigmoid, exp_neg_abs) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { avx2(z, sigmoid, exp_neg_abs) };
-        }
-    }
-    generic(z, sigmoid, exp_neg_abs)
+    sigmoid_det_kernel(z, sigmoid, exp_neg_abs);
 }
+
+#[inline(always)]
+fn sigmoid_det_generic(z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]) {
+    for ((&z, s), e) in z.iter().zip(sigmoid.iter_mut()).zip(exp_neg_abs.iter_mut()) {
+        (*s, *e) = sigmoid_and_exp(f64::from(z));
+    }
+}
+
+dispatch!(sigmoid_det_kernel, sigmoid_det_generic, (z: &[f32], sigmoid: &mut [f64], exp_neg_abs: &mut [f64]));
 
 const FACTORIALS: [f64; 13] = [
     1.0,

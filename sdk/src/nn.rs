@@ -623,8 +623,9 @@ impl NnRouter {
     }
 }
 
-/// The hot loops, compiled per instruction set. Each is a plain loop over independent lanes
-/// (no reassociation, no fused multiply-add), so every version gives the same bits.
+/// The hot loops, compiled per instruction set (`crate::dispatch`). Each is a plain loop over
+/// independent lanes (no reassociation, no fused multiply-add), so every version gives the same
+/// bits.
 mod kernels {
     use super::{Dense, Step};
 
@@ -727,50 +728,11 @@ mod kernels {
         *zero = all;
     }
 
-    #[cfg(test)]
-    thread_local! {
-        /// Tests set it to run the baseline kernels whatever the CPU has.
-        pub(super) static FORCE_GENERIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-
-    macro_rules! dispatch {
-        ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*)) => {
-            pub(super) fn $name($($arg: $ty),*) {
-                #[cfg(test)]
-                if FORCE_GENERIC.with(|f| f.get()) {
-                    return $generic($($arg),*);
-                }
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx512f,avx512vl,avx2")]
-                    unsafe fn avx512($($arg: $ty),*) {
-                        $generic($($arg),*)
-                    }
-                    #[target_feature(enable = "avx2")]
-                    unsafe fn avx2($($arg: $ty),*) {
-                        $generic($($arg),*)
-                    }
-                    if std::is_x86_feature_detected!("avx512f")
-                        && std::is_x86_feature_detected!("avx512vl")
-                    {
-                        // SAFETY: the CPU has the features the function is compiled for.
-                        return unsafe { avx512($($arg),*) };
-                    }
-                    if std::is_x86_feature_detected!("avx2") {
-                        // SAFETY: as above.
-                        return unsafe { avx2($($arg),*) };
-                    }
-                }
-                $generic($($arg),*)
-            }
-        };
-    }
-
-    dispatch!(forward, forward_generic, (w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]));
-    dispatch!(update_fused, update_generic, (layer: &mut Dense, x: &[f32], delta: &[f32], dx: Option<&mut [f32]>, step: &Step));
-    dispatch!(adam, adam_generic, (p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], step: &Step));
-    dispatch!(output_delta, output_delta_generic, (z: &[f32], y: &[f32], scale: f32, delta: &mut [f32]));
-    dispatch!(flush, flush_generic, (m: &mut [f32], v: &mut [f32], zero: &mut bool));
+    dispatch!(pub(super) forward, forward_generic, (w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]));
+    dispatch!(pub(super) update_fused, update_generic, (layer: &mut Dense, x: &[f32], delta: &[f32], dx: Option<&mut [f32]>, step: &Step));
+    dispatch!(pub(super) adam, adam_generic, (p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], step: &Step));
+    dispatch!(pub(super) output_delta, output_delta_generic, (z: &[f32], y: &[f32], scale: f32, delta: &mut [f32]));
+    dispatch!(pub(super) flush, flush_generic, (m: &mut [f32], v: &mut [f32], zero: &mut bool));
 }
 
 #[cfg(test)]
@@ -997,9 +959,9 @@ mod tests {
             opts: &TrainOptions,
             rng: &mut Rng,
         ) {
-            kernels::FORCE_GENERIC.with(|f| f.set(true));
+            crate::dispatch::FORCE_GENERIC.with(|f| f.set(true));
             net.train_bce(x, y, n, opts, rng);
-            kernels::FORCE_GENERIC.with(|f| f.set(false));
+            crate::dispatch::FORCE_GENERIC.with(|f| f.set(false));
         }
     }
 }

@@ -142,6 +142,8 @@ pub enum PickleErrorKind {
     Unsupported,
     /// Bytes that are not a valid pickle, or an array whose parts disagree.
     Malformed,
+    /// A pickle that decodes to more than the reader's size bound (see [`decode_budget`]).
+    TooLarge,
 }
 
 /// A failure to read a pickle, with the byte offset of the opcode that failed.
@@ -169,23 +171,41 @@ impl std::error::Error for PickleError {}
 /// [`PickleError`] for truncated or malformed input, an unsupported opcode, or a global other
 /// than numpy's array and dtype reconstructors.
 pub fn read(bytes: &[u8]) -> Result<Value, PickleError> {
-    let mut vm = Vm {
-        buf: bytes,
-        pos: 0,
-        op_pos: 0,
-        arena: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    };
+    read_with_budget(bytes, decode_budget(bytes.len()))
+}
+
+/// [`read`] with an explicit bound on the decoded size: the bytes of every array, string and
+/// container the reader builds, copies included (see [`decode_budget`] for the default).
+///
+/// # Errors
+/// As [`read`], and [`PickleErrorKind::TooLarge`] when the decoded values would exceed `budget`
+/// bytes.
+pub fn read_with_budget(bytes: &[u8], budget: usize) -> Result<Value, PickleError> {
+    let mut vm = Vm::new(bytes, budget);
     let root = vm.run()?;
+    vm.op_pos = bytes.len();
     let mut refs = vec![0u32; vm.arena.len()];
     vm.count_refs(root, &mut refs);
-    vm.take_value(root, &refs, 0)
+    vm.take_value(root, &refs, false, 0)
+}
+
+/// The default bound on what a pickle of `len` bytes may decode to: 32 times its size, and at
+/// least 256 MiB.
+///
+/// A pickle can describe far more than it holds: a memo reference is two bytes however large
+/// the object it repeats, so a few hundred bytes of nested references describe a tree of 2^40
+/// nodes (Python shares them; a reader that copies must stop). Honest files stay well inside
+/// the bound: numbers decode to at most 8 bytes per byte of the file (`i1` widened to `i64`),
+/// strings of `<U1` to about 7, and RouterEval's files share little.
+pub fn decode_budget(len: usize) -> usize {
+    len.saturating_mul(32).max(256 << 20)
 }
 
 /// Containers nested deeper than this are refused (RouterEval files nest 6 deep).
 const MAX_DEPTH: usize = 64;
+
+/// What a decoded string costs against the budget beyond its bytes (the `String` itself).
+const STR_OVERHEAD: usize = size_of::<String>();
 
 type Id = usize;
 
@@ -266,6 +286,12 @@ struct Vm<'a> {
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: HashMap<u64, Id>,
+    /// Bytes the decoded values may still take.
+    budget: std::cell::Cell<usize>,
+    /// The whole bound, for messages.
+    limit: usize,
+    /// The offset of every opcode run, when asked for (the fuzz test mutates at these).
+    trace: Option<Vec<usize>>,
 }
 
 fn opcode_name(op: u8) -> &'static str {
@@ -284,6 +310,21 @@ fn opcode_name(op: u8) -> &'static str {
 }
 
 impl<'a> Vm<'a> {
+    fn new(buf: &'a [u8], budget: usize) -> Vm<'a> {
+        Vm {
+            buf,
+            pos: 0,
+            op_pos: 0,
+            arena: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            budget: std::cell::Cell::new(budget),
+            limit: budget,
+            trace: None,
+        }
+    }
+
     fn err(&self, kind: PickleErrorKind, message: impl Into<String>) -> PickleError {
         PickleError {
             offset: self.op_pos,
@@ -294,6 +335,26 @@ impl<'a> Vm<'a> {
 
     fn malformed(&self, message: impl Into<String>) -> PickleError {
         self.err(PickleErrorKind::Malformed, message)
+    }
+
+    /// Takes `bytes` from the decoded-size budget, or refuses the file.
+    fn charge(&self, bytes: usize) -> Result<(), PickleError> {
+        match self.budget.get().checked_sub(bytes) {
+            Some(left) => {
+                self.budget.set(left);
+                Ok(())
+            }
+            None => Err(self.err(
+                PickleErrorKind::TooLarge,
+                format!(
+                    "the pickle decodes to more than {} MiB, the reader's bound for a file of \
+                     {} bytes (32 times its size, at least 256 MiB): it repeats shared objects \
+                     (memo references) or describes arrays far larger than the bytes it holds",
+                    self.limit >> 20,
+                    self.buf.len()
+                ),
+            )),
+        }
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], PickleError> {
@@ -449,6 +510,9 @@ impl<'a> Vm<'a> {
     fn run(&mut self) -> Result<Id, PickleError> {
         loop {
             self.op_pos = self.pos;
+            if let Some(t) = &mut self.trace {
+                t.push(self.pos);
+            }
             let op = self.take(1, "an opcode")?[0];
             match op {
                 0x80 => {
@@ -817,7 +881,7 @@ impl<'a> Vm<'a> {
             ("i", 1 | 2 | 4 | 8) => (Kind::Int, n),
             ("u", 1 | 2 | 4 | 8) => (Kind::Uint, n),
             ("b", 1) | ("?", 0) => (Kind::Bool, 1),
-            ("U", _) => (Kind::Unicode, n * 4),
+            ("U", _) => (Kind::Unicode, n.checked_mul(4).ok_or_else(unsupported)?),
             ("O", 0 | 8) => (Kind::Object, 8),
             _ => return Err(unsupported()),
         };
@@ -839,8 +903,15 @@ impl<'a> Vm<'a> {
                     && let Some(&e) = st.get(5)
                 {
                     let size = self.int_of(e, "the dtype item size")?;
-                    dt.size =
-                        usize::try_from(size).map_err(|_| self.malformed("negative item size"))?;
+                    dt.size = usize::try_from(size)
+                        .ok()
+                        .filter(|s| s % 4 == 0)
+                        .ok_or_else(|| {
+                            self.malformed(format!(
+                                "a str dtype's item size of {size} bytes is not a whole number \
+                                 of 4-byte characters"
+                            ))
+                        })?;
                 }
                 self.arena[target] = Obj::Dtype(dt);
                 Ok(())
@@ -907,6 +978,14 @@ impl<'a> Vm<'a> {
         let Obj::List(items) = &self.arena[data] else {
             return Err(self.malformed("object array data is not a list"));
         };
+        // Each element is a copy of a string the file may hold once (memo references).
+        let cost = items
+            .iter()
+            .try_fold(0usize, |acc, &it| match &self.arena[it] {
+                Obj::Str(s) => acc.checked_add(s.len() + STR_OVERHEAD),
+                _ => Some(acc),
+            });
+        self.charge(cost.unwrap_or(usize::MAX))?;
         if items.len() != n {
             return Err(self.malformed(format!(
                 "object array of shape {shape:?} holds {} items",
@@ -943,6 +1022,13 @@ impl<'a> Vm<'a> {
         if dt.kind == Kind::Object {
             return Err(self.malformed("object array given as raw bytes"));
         }
+        if dt.size == 0 && n > 0 {
+            // numpy gives every array of strings at least one character per item; with 0-byte
+            // items the shape alone would say how much to allocate.
+            return Err(self.malformed(format!(
+                "array of shape {shape:?} with 0-byte items (numpy never writes these)"
+            )));
+        }
         let want = n.checked_mul(dt.size);
         if want != Some(raw.len()) {
             return Err(self.malformed(format!(
@@ -960,6 +1046,22 @@ impl<'a> Vm<'a> {
             }
             a
         }
+        let per_item = match dt.kind {
+            Kind::Float => dt.size,
+            Kind::Int | Kind::Uint => 8,
+            Kind::Bool => 1,
+            Kind::Unicode => STR_OVERHEAD,
+            Kind::Object => 0,
+        };
+        // Strings add their UTF-8 bytes, at most the file's 4 per character.
+        let cost = n.checked_mul(per_item).and_then(|c| {
+            c.checked_add(if dt.kind == Kind::Unicode {
+                raw.len()
+            } else {
+                0
+            })
+        });
+        self.charge(cost.unwrap_or(usize::MAX))?;
         let be = dt.big_endian;
         let data = match (dt.kind, dt.size) {
             (Kind::Float, 4) => ArrayData::F32(
@@ -1011,9 +1113,6 @@ impl<'a> Vm<'a> {
                     }
                     v.push(s);
                 }
-                if size == 0 {
-                    v.resize(n, String::new());
-                }
                 ArrayData::Str(v)
             }
             (Kind::Object, _) => unreachable!("handled above"),
@@ -1043,26 +1142,47 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn take_value(&mut self, id: Id, refs: &[u32], depth: usize) -> Result<Value, PickleError> {
+    /// Builds the output value of `id`. Arrays referenced once, on a path with no shared
+    /// container, are moved out (they are the bulk of the data); anything reached twice is
+    /// copied, and every copy is charged to the decoded-size budget.
+    fn take_value(
+        &mut self,
+        id: Id,
+        refs: &[u32],
+        shared: bool,
+        depth: usize,
+    ) -> Result<Value, PickleError> {
         if depth > MAX_DEPTH {
             return Err(self.malformed(format!(
                 "containers nested deeper than {MAX_DEPTH} levels (or a self-reference)"
             )));
         }
+        let shared = shared || refs[id] > 1;
+        const SLOT: usize = size_of::<Value>();
         let v = match &self.arena[id] {
             Obj::None => Value::None,
             Obj::Bool(b) => Value::Bool(*b),
             Obj::Int(i) => Value::Int(*i),
             Obj::Float(x) => Value::Float(*x),
-            Obj::Str(s) => Value::Str(s.clone()),
-            Obj::Bytes(b) => Value::Bytes(b.clone()),
+            Obj::Str(s) => {
+                let s = s.clone();
+                self.charge(s.len())?;
+                Value::Str(s)
+            }
+            Obj::Bytes(b) => {
+                let b = b.clone();
+                self.charge(b.len())?;
+                Value::Bytes(b)
+            }
             Obj::List(items) | Obj::Tuple(items) => {
                 let is_list = matches!(self.arena[id], Obj::List(_));
                 let items = items.clone();
-                let vals = items
-                    .into_iter()
-                    .map(|i| self.take_value(i, refs, depth + 1))
-                    .collect::<Result<Vec<_>, _>>()?;
+                self.charge(items.len().saturating_mul(SLOT))?;
+                // Exactly the capacity charged (collecting a `Result` would start at 4).
+                let mut vals = Vec::with_capacity(items.len());
+                for i in items {
+                    vals.push(self.take_value(i, refs, shared, depth + 1)?);
+                }
                 if is_list {
                     Value::List(vals)
                 } else {
@@ -1071,25 +1191,40 @@ impl<'a> Vm<'a> {
             }
             Obj::Dict(pairs) => {
                 let pairs = pairs.clone();
-                let mut out = Vec::with_capacity(pairs.len());
+                self.charge(pairs.len().saturating_mul(2 * SLOT))?;
+                let mut out: Vec<(Value, Value)> = Vec::with_capacity(pairs.len());
+                // Python's dict: a repeated key keeps its first position and its last value.
+                let mut index: HashMap<Key, usize> = HashMap::new();
                 for (k, x) in pairs {
-                    out.push((
-                        self.take_value(k, refs, depth + 1)?,
-                        self.take_value(x, refs, depth + 1)?,
-                    ));
+                    let key = self.take_value(k, refs, shared, depth + 1)?;
+                    let value = self.take_value(x, refs, shared, depth + 1)?;
+                    match dict_key(&key) {
+                        Err(kind) => {
+                            return Err(self.malformed(format!(
+                                "a dict key that Python cannot hash ({kind})"
+                            )));
+                        }
+                        Ok(None) => out.push((key, value)),
+                        Ok(Some(k)) => match index.get(&k) {
+                            Some(&at) => out[at].1 = value,
+                            None => {
+                                index.insert(k, out.len());
+                                out.push((key, value));
+                            }
+                        },
+                    }
                 }
                 Value::Dict(out)
             }
-            Obj::Array(_) => {
-                // Move arrays out when they are referenced once: they are the bulk of the data.
-                if refs[id] <= 1 {
+            Obj::Array(a) => {
+                if shared {
+                    let bytes = array_bytes(a);
+                    let a = a.clone();
+                    self.charge(bytes)?;
+                    Value::Array(a)
+                } else {
                     match std::mem::replace(&mut self.arena[id], Obj::Moved) {
                         Obj::Array(a) => Value::Array(a),
-                        _ => unreachable!("matched above"),
-                    }
-                } else {
-                    match &self.arena[id] {
-                        Obj::Array(a) => Value::Array(a.clone()),
                         _ => unreachable!("matched above"),
                     }
                 }
@@ -1105,12 +1240,66 @@ impl<'a> Vm<'a> {
     }
 }
 
+/// The memory an array's elements take.
+fn array_bytes(a: &NdArray) -> usize {
+    match &a.data {
+        ArrayData::F32(v) => v.len() * 4,
+        ArrayData::F64(v) => v.len() * 8,
+        ArrayData::I64(v) => v.len() * 8,
+        ArrayData::Bool(v) => v.len(),
+        ArrayData::Str(v) => v.iter().map(|s| s.len() + STR_OVERHEAD).sum(),
+    }
+}
+
+/// A dict key as Python compares keys: `1`, `1.0` and `True` are one key.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Key {
+    None,
+    Int(i64),
+    /// A float that is not a whole number in the `i64` range, by its bits (`-0.0` is `0`).
+    Float(u64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Key>),
+}
+
+/// The key of `v`: `Ok(None)` for a key equal to no other (NaN), `Err` for a type Python
+/// cannot hash (lists, dicts, arrays).
+fn dict_key(v: &Value) -> Result<Option<Key>, &'static str> {
+    Ok(Some(match v {
+        Value::None => Key::None,
+        Value::Bool(b) => Key::Int(i64::from(*b)),
+        Value::Int(i) => Key::Int(*i),
+        Value::Float(x) if x.is_nan() => return Ok(None),
+        // Whole floats in range equal the int of the same value.
+        Value::Float(x) if x.fract() == 0.0 && *x >= -(2f64.powi(63)) && *x < 2f64.powi(63) => {
+            Key::Int(*x as i64)
+        }
+        Value::Float(x) => Key::Float(x.to_bits()),
+        Value::Str(s) => Key::Str(s.clone()),
+        Value::Bytes(b) => Key::Bytes(b.clone()),
+        Value::Tuple(items) => {
+            let mut keys = Vec::with_capacity(items.len());
+            for it in items {
+                match dict_key(it)? {
+                    Some(k) => keys.push(k),
+                    None => return Ok(None),
+                }
+            }
+            Key::Tuple(keys)
+        }
+        Value::List(_) => return Err("a list"),
+        Value::Dict(_) => return Err("a dict"),
+        Value::Array(_) => return Err("a numpy array"),
+    }))
+}
+
 /// Turns Fortran-ordered (column-major) elements into C order.
 fn reorder<T: Clone>(v: Vec<T>, shape: &[usize], fortran: bool) -> Vec<T> {
-    if !fortran || shape.len() < 2 {
+    let n = v.len();
+    if !fortran || shape.len() < 2 || n == 0 {
         return v;
     }
-    let n = v.len();
     // Strides of the Fortran layout, indexed by axis.
     let mut fstride = vec![1usize; shape.len()];
     for a in 1..shape.len() {
@@ -1131,6 +1320,19 @@ fn reorder<T: Clone>(v: Vec<T>, shape: &[usize], fortran: bool) -> Vec<T> {
     }
     out
 }
+
+/// The byte offset of every opcode the reader runs on `bytes`, up to where it stops.
+#[cfg(test)]
+fn opcode_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut vm = Vm::new(bytes, decode_budget(bytes.len()));
+    vm.trace = Some(Vec::new());
+    let _ = vm.run();
+    vm.trace.unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "pickle_fuzz.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -203,6 +203,88 @@ impl RouterDataset {
     pub fn sort_pools(&mut self) {
         self.pools.sort_by_key(pool_order);
     }
+
+    /// Checks what no router and no metric can work with, whatever format the data came from:
+    /// embeddings of no dimension or not finite in `f32` (the precision routers see), and scores
+    /// or labels outside `[0, 1]` (RouterEval's scores: 1 correct, 0 wrong, fractions for
+    /// partial credit, as TruthfulQA's). Fields are named in RouterEval's layout.
+    ///
+    /// # Errors
+    /// The first offending field, with its row and column and what to do.
+    pub fn check_values(&self) -> Result<(), String> {
+        for (s, split) in [
+            ("train", &self.train),
+            ("val", &self.val),
+            ("test", &self.test),
+        ] {
+            let e = &split.embeddings;
+            if e.cols() == 0 && e.rows() > 0 {
+                return Err(format!(
+                    "['embedding']['{s}_embed'] has {} rows of 0 values: routers need an \
+                     embedding of at least one dimension per query (compute them with a \
+                     sentence-embedding model)",
+                    e.rows()
+                ));
+            }
+            if let Some(i) = e.as_slice().iter().position(|v| !v.is_finite()) {
+                return Err(format!(
+                    "['embedding']['{s}_embed'] row {}, column {}: {} is not a finite float32 \
+                     (embeddings are read as float32; values beyond about 3.4e38 overflow)",
+                    i / e.cols(),
+                    i % e.cols(),
+                    e.as_slice()[i]
+                ));
+            }
+        }
+        for p in &self.pools {
+            let at = format!("['{}'][{}]['{}']['data']", p.difficulty, p.m(), p.group);
+            let out_of_range = |field: &str, cols: usize, i: usize, v: f64| {
+                let v = short_number(v);
+                let model = p.models.get(i % cols.max(1)).map_or("", String::as_str);
+                format!(
+                    "{at}['{field}'] row {}, column {} (model `{}`): {v} is outside [0, 1]; \
+                     scores are 1 for a correct answer, 0 for a wrong one, a fraction for \
+                     partial credit",
+                    i / cols.max(1),
+                    i % cols.max(1),
+                    model.escape_debug()
+                )
+            };
+            let bad = |v: f64| !(0.0..=1.0).contains(&v);
+            for (field, m) in [
+                ("train_score", &p.train_scores),
+                ("val_score", &p.val_scores),
+            ] {
+                if let Some(i) = m.as_slice().iter().position(|&v| bad(f64::from(v))) {
+                    return Err(out_of_range(field, m.cols(), i, f64::from(m.as_slice()[i])));
+                }
+            }
+            let t = &p.test_scores;
+            if let Some(i) = t.as_slice().iter().position(|&v| bad(v)) {
+                return Err(out_of_range("test_score", t.cols(), i, t.as_slice()[i]));
+            }
+            if let Some(l) = &p.train_labels
+                && let Some(i) = l.as_slice().iter().position(|&v| bad(f64::from(v)))
+            {
+                return Err(out_of_range(
+                    "train_label",
+                    l.cols(),
+                    i,
+                    f64::from(l.as_slice()[i]),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `v` for a message: `1e300`, not three hundred digits.
+pub fn short_number(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
 }
 
 fn pool_order(p: &Pool) -> (Difficulty, usize, usize, String) {

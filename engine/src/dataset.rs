@@ -47,7 +47,10 @@ pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
         use rayon::prelude::*;
         files.par_iter().map(|f| load_pickle_file(f)).collect()
     } else if crate::import::detect(path) == Some(crate::import::Format::RouterEvalNpz) {
-        Ok(vec![crate::import::read_routereval_npz(path)?])
+        let ds = crate::import::read_routereval_npz(path)?;
+        ds.check_values()
+            .map_err(|e| anyhow::anyhow!("in `{}`: {e}", path.display()))?;
+        Ok(vec![ds])
     } else if matches!(
         crate::import::detect(path),
         Some(crate::import::Format::QueriesJsonl | crate::import::Format::WideCsv)
@@ -56,6 +59,8 @@ pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
         // seed 42); `build-dataset` shows what it builds.
         let pop = crate::import::read_population(path, &crate::import::ImportOptions::default())?;
         let (ds, _skipped) = crate::build::build(&pop, &crate::build::BuildOptions::default())?;
+        ds.check_values()
+            .map_err(|e| anyhow::anyhow!("in `{}`: {e}", path.display()))?;
         Ok(vec![ds])
     } else {
         Ok(vec![load_pickle_file(path)?])
@@ -95,7 +100,10 @@ pub fn load_pickle_file(path: &Path) -> Result<RouterDataset> {
 pub fn from_pickle_bytes(bytes: &[u8], benchmark: &str, source: &str) -> Result<RouterDataset> {
     let value = pickle::read(bytes)
         .with_context(|| format!("`{source}` is not a pickle this reader accepts"))?;
-    from_value(value, benchmark, source).with_context(|| format!("in `{source}`"))
+    let ds = from_value(value, benchmark, source).with_context(|| format!("in `{source}`"))?;
+    ds.check_values()
+        .map_err(|e| anyhow::anyhow!("in `{source}`: {e}"))?;
+    Ok(ds)
 }
 
 fn keys_of(v: &Value) -> Vec<String> {
@@ -171,7 +179,15 @@ fn matrix_f32(v: &Value, path: &str) -> Result<Matrix<f32>> {
         return Ok(Matrix::new(shape[0], shape[1], x.clone()));
     }
     let m = matrix_f64(v, path)?;
-    let data = m.as_slice().iter().map(|&x| x as f32).collect();
+    let data: Vec<f32> = m.as_slice().iter().map(|&x| x as f32).collect();
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{path} row {}, column {}: {} overflows float32 (the precision routers see)",
+            i / m.cols().max(1),
+            i % m.cols().max(1),
+            m.as_slice()[i]
+        );
+    }
     Ok(Matrix::new(m.rows(), m.cols(), data))
 }
 

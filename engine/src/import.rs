@@ -208,6 +208,15 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
         if let Some(bad) = r.scores.iter().find(|v| !v.is_finite()) {
             bail!("`{p}` line {}: score {bad} is not a finite number", k + 1);
         }
+        if let Some(j) = r.scores.iter().position(|v| !(0.0..=1.0).contains(v)) {
+            bail!(
+                "`{p}` line {}: the score of model `{}` is {}, outside [0, 1] (1 correct, 0 \
+                 wrong, a fraction for partial credit)",
+                k + 1,
+                models[j].escape_debug(),
+                crate::data::short_number(r.scores[j])
+            );
+        }
         tasks.push(r.task.unwrap_or_default());
         prompts.push(r.prompt.unwrap_or_default());
         scores.extend(r.scores);
@@ -301,10 +310,19 @@ pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
                 .filter(|v: &f64| v.is_finite())
                 .ok_or_else(|| {
                     anyhow::anyhow!(
-                        "`{p}` line {line}, column `{}`: `{text}` is not a finite number",
-                        header[c]
+                        "`{p}` line {line}, column `{}`: `{}` is not a finite number",
+                        header[c].escape_debug(),
+                        text.escape_debug()
                     )
                 })?;
+            if !(0.0..=1.0).contains(&v) {
+                bail!(
+                    "`{p}` line {line}, column `{}`: the score {} is outside [0, 1] (1 correct, \
+                     0 wrong, a fraction for partial credit)",
+                    header[c].escape_debug(),
+                    crate::data::short_number(v)
+                );
+            }
             scores.push(v);
         }
         let row = match row_col {

@@ -368,7 +368,13 @@ where
     match result {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(io.err, "error: {e:#}");
+            // Errors quote files and plugins (keys, names, messages): no escape sequences.
+            let text = format!("{e:#}");
+            let _ = writeln!(
+                io.err,
+                "error: {}",
+                report::terminal_safe_keeping(&text, true)
+            );
             2
         }
     }
@@ -542,6 +548,8 @@ fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
         draws: args.pools.draws,
     };
     let (ds, skipped) = build(&pop, &opts)?;
+    ds.check_values()
+        .map_err(|e| anyhow::anyhow!("in `{}`: {e}", args.input.display()))?;
     if let Some(path) = &args.output {
         match args.to {
             ExportFormat::RouterevalPkl => crate::export::write_routereval_pickle(&ds, path)?,
@@ -593,7 +601,7 @@ fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
             writeln!(
                 out,
                 "{}: {} queries x {} models, {}-d embeddings; split {} / {} / {} (seed {})",
-                ds.benchmark,
+                report::terminal_safe(&ds.benchmark),
                 pop.len(),
                 pop.models.len(),
                 pop.embeddings.cols(),
@@ -616,7 +624,7 @@ fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
                     .iter()
                     .zip(&means)
                     .take(10)
-                    .map(|(m, v)| format!("{m} ({v:.3})"))
+                    .map(|(m, v)| format!("{} ({v:.3})", report::terminal_safe(m)))
                     .collect();
                 let more = if p.m() > 10 {
                     format!(", ... {} more", p.m() - 10)
@@ -628,7 +636,7 @@ fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
                     "{:<10} {:<6} {:<15} {:>8.4} {:>8.4}  {}{more}",
                     p.difficulty.as_str(),
                     p.m(),
-                    p.group,
+                    report::terminal_safe(&p.group),
                     o,
                     o / best,
                     shown.join(", ")
@@ -964,9 +972,9 @@ fn load_contenders(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<Contender
             let _ = writeln!(
                 err,
                 "warning: every evaluation of plugin `{}` will fail ({}): {}",
-                path.display(),
+                report::terminal_safe(&path.display().to_string()),
                 e.kind,
-                e.message
+                report::terminal_safe_keeping(&e.message, true)
             );
         }
         contenders.push(contender);
@@ -1027,7 +1035,13 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
         };
         let line = format!(
             "[{}/{total}] {} {} {} m={} {}: {status} in {:.2}s\n",
-            g.0, r.router, r.benchmark, r.difficulty, r.m, r.group, r.seconds
+            g.0,
+            report::terminal_safe(&r.router),
+            report::terminal_safe(&r.benchmark),
+            r.difficulty,
+            r.m,
+            report::terminal_safe(&r.group),
+            r.seconds
         );
         let _ = g.1.write_all(line.as_bytes());
     };
@@ -1091,15 +1105,32 @@ fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<i32> {
         }
         let _ = writeln!(io.err, "time per router (evaluations summed over threads):");
         for (name, secs, n) in &per_router {
+            let name = report::terminal_safe(name);
             let _ = writeln!(io.err, "  {name:<24} {secs:>10.2} s in {n} evaluations");
         }
+        let peak = peak_memory_mib().map_or_else(String::new, |m| format!(", peak memory {m} MiB"));
         let _ = writeln!(
             io.err,
-            "{} evaluations ({} ok, {failed} failed) in {:.2}s",
+            "{} evaluations ({} ok, {failed} failed) in {:.2}s{peak}",
             results.len(),
             results.len() - failed,
             started.elapsed().as_secs_f64()
         );
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// The most resident memory this process has had, in MiB (Linux's `VmHWM`; `None` elsewhere):
+/// what a run with plugins cost the machine, the engine and every sandbox together.
+fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.div_ceil(1024))
 }

@@ -170,8 +170,9 @@ pub fn inspect(ds: &RouterDataset, sha256: Option<String>) -> Report {
 
 /// The report as text.
 pub fn to_text(r: &Report) -> String {
+    use crate::report::terminal_safe as safe;
     let mut s = String::new();
-    let _ = writeln!(s, "{} ({})", r.benchmark, r.source);
+    let _ = writeln!(s, "{} ({})", safe(&r.benchmark), safe(&r.source));
     if let Some(h) = &r.sha256 {
         let _ = writeln!(s, "  sha256 {h}");
     }
@@ -194,23 +195,28 @@ pub fn to_text(r: &Report) -> String {
         "pool", "m", "group", "oracle", "best", "or/bsm", "train", "frac"
     );
     for p in &r.pools {
+        let names: Vec<String> = p.models.iter().map(|m| safe(m).into_owned()).collect();
         let models = if p.m <= 10 {
-            p.models.join(", ")
+            names.join(", ")
         } else {
-            format!("{}, ... ({} models)", p.models[..5].join(", "), p.m)
+            format!(
+                "{}, ... ({} models)",
+                names[..5.min(names.len())].join(", "),
+                p.m
+            )
         };
         let _ = writeln!(
             s,
             "  {:<6} {:<5} {:<15} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>6.3}  {}; {models}",
             p.difficulty,
             p.m,
-            p.group,
+            safe(&p.group),
             p.test.oracle,
             p.test.best_single,
             p.test.oracle / p.test.best_single,
             p.train.oracle,
             p.train.fractional,
-            p.test.best_model
+            safe(&p.test.best_model)
         );
     }
     let _ = writeln!(

@@ -1,5 +1,6 @@
 //! Rendering results: a paper-style table, and JSON.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -43,6 +44,41 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
     })
 }
 
+/// Whether `c` would change how a terminal shows what follows: control characters (C0, DEL,
+/// C1: escape sequences, carriage returns, newlines that forge rows) and the invisible marks
+/// that reorder bidirectional text.
+fn is_terminal_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` as it may be shown on a terminal: every control character (C0, DEL, C1: escape
+/// sequences, carriage returns, newlines that forge rows) and every invisible mark that reorders
+/// bidirectional text written as `\u{..}`, everything else unchanged. For text a plugin or a
+/// file supplies (router names, error messages, log lines, model names): a router must not be
+/// able to repaint the screen or forge a row of the table. JSON output keeps the exact text
+/// (JSON escapes it).
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    terminal_safe_keeping(s, false)
+}
+
+/// [`terminal_safe`], keeping newlines when `newlines` (for multi-line messages).
+pub fn terminal_safe_keeping(s: &str, newlines: bool) -> Cow<'_, str> {
+    let escape = |c: char| is_terminal_control(c) && !(newlines && c == '\n');
+    if !s.chars().any(escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if escape(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn fmt(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
 }
@@ -51,6 +87,23 @@ fn fmt(x: Option<f64>) -> String {
 /// for each pool size the columns mu, V_R, V_B, Ep, each the mean over the pool's groups. A cell
 /// with a failed group shows `failed`; the failures are listed after the table.
 pub fn to_table(results: &[EvalResult]) -> String {
+    // What plugins and files supply is escaped once, before any width is measured.
+    let results: Vec<EvalResult> = results
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.router = terminal_safe(&r.router).into_owned();
+            r.benchmark = terminal_safe(&r.benchmark).into_owned();
+            r.group = terminal_safe(&r.group).into_owned();
+            if let Some(e) = &mut r.error {
+                // Multi-line messages (backtraces, a program's stderr) keep their lines,
+                // indented under their failure so none can pass for a row of the table.
+                e.message = terminal_safe_keeping(&e.message, true).replace('\n', "\n      ");
+            }
+            r
+        })
+        .collect();
+    let results = results.as_slice();
     let mut out = String::new();
     // Benchmarks in first-seen order.
     let mut benches: Vec<&str> = Vec::new();

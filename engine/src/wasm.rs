@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use routereval_sdk::{ParamValue, Params, Queries, Routing, Split};
 use sha2::{Digest, Sha256};
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, OptLevel, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -57,6 +57,9 @@ const ROUTER_EXPORT_PREFIX: &str = "routereval:router/router@";
 /// What `info` may use when a plugin is loaded (fuel, seconds): a plugin that cannot say its
 /// name within it is not loaded into a run that would wait for it.
 const INFO_BUDGET: (u64, f64) = (1_000_000_000, 10.0);
+
+/// The stage name of the `info` call, in messages.
+const INFO_STAGE: &str = "info";
 
 /// How often the epoch advances; the wall-clock deadline is checked at this granularity.
 const TICK: Duration = Duration::from_millis(50);
@@ -172,6 +175,9 @@ impl WasmHost {
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("cannot link WASI: {e}"))?;
+        linker.allow_shadowing(true);
+        freeze_timers(&mut linker).map_err(|e| anyhow!("cannot link WASI's timers: {e}"))?;
+        linker.allow_shadowing(false);
         link_host(&mut linker).map_err(|e| anyhow!("cannot link the host interface: {e}"))?;
         let mut h = Sha256Hasher(Sha256::new());
         CACHE_TAG.hash(&mut h);
@@ -422,7 +428,7 @@ impl WasmPlugin {
             return Ok(());
         };
         let mut run = Instance::start(&self.host, 0, pre, Some(INFO_BUDGET))?;
-        let info = run.call("info", |p, s| p.routereval_router_router().call_info(s))?;
+        let info = run.call(INFO_STAGE, |p, s| p.routereval_router_router().call_info(s))?;
         if let Some(name) = crate::routers::reported_name(&info.name) {
             self.name = name;
         }
@@ -798,13 +804,27 @@ fn squeeze_backtrace(text: &str) -> String {
 /// Turns a wasmtime error from `stage` into the evaluation's typed failure.
 fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) -> EvalError {
     let policy = &host.policy;
-    let (kind, message) = if let Some(asked) = state.limiter.refused {
+    let (kind, message) = if let Some(refusal) = &state.limiter.refused {
+        let asked = match refusal {
+            Refusal::Linear(bytes) => {
+                format!("asked for {} MiB of linear memory", bytes.div_ceil(1 << 20))
+            }
+            Refusal::Host {
+                kernel,
+                host,
+                linear,
+            } => format!(
+                "asked the host's `{kernel}` for {} MiB (its copies of the inputs, the result \
+                 and working memory) on top of {} MiB of linear memory",
+                host.div_ceil(1 << 20),
+                linear.div_ceil(1 << 20)
+            ),
+        };
         (
             "out_of_memory",
             format!(
-                "`{stage}` asked for {} MiB of linear memory, over the sandbox's cap of {} MiB \
-                 (raise it with --memory-limit)",
-                asked.div_ceil(1 << 20),
+                "`{stage}` {asked}, over the sandbox's cap of {} MiB (raise it with \
+                 --memory-limit)",
                 policy.memory_mib
             ),
         )
@@ -813,15 +833,25 @@ fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) ->
             Some(Trap::OutOfFuel) => (
                 "out_of_fuel",
                 format!(
-                    "`{stage}` used up the fuel budget of {} (raise it with --fuel)",
-                    state.fuel_budget
+                    "`{stage}` used up the fuel budget of {} ({})",
+                    state.fuel_budget,
+                    if stage == INFO_STAGE {
+                        "the fixed budget a plugin has to say its name, whatever --fuel says"
+                    } else {
+                        "raise it with --fuel"
+                    }
                 ),
             ),
             Some(Trap::Interrupt) => (
                 "timeout",
                 format!(
-                    "`{stage}` was stopped at the {} s deadline (raise it with --timeout)",
-                    state.timeout_secs
+                    "`{stage}` was stopped at the {} s deadline ({})",
+                    state.timeout_secs,
+                    if stage == INFO_STAGE {
+                        "the fixed deadline a plugin has to say its name, whatever --timeout says"
+                    } else {
+                        "raise it with --timeout"
+                    }
                 ),
             ),
             Some(Trap::StackOverflow) => (
@@ -924,6 +954,7 @@ impl State {
             table: ResourceTable::new(),
             limiter: Limiter {
                 cap: policy.memory_bytes(),
+                linear: 0,
                 refused: None,
             },
             log,
@@ -986,56 +1017,104 @@ fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// The fuel every host-kernel call costs before any work: a call that computes nothing still
+/// costs its crossing, so a plugin cannot make millions of free calls.
+pub const HOST_CALL_FUEL: u64 = 10_000;
+
+/// About how much work one block of a host kernel does between deadline checks, in
+/// multiply-adds plus candidates scanned (about a tenth of a second): the epoch cannot interrupt
+/// host code, so the host checks the deadline itself.
+const BLOCK_WORK: u64 = 1 << 30;
+
+/// The most working memory one block of a host kernel allocates beyond its result (top-k keeps
+/// one row of scores per query of the block).
+const BLOCK_SCRATCH: u64 = 16 << 20;
+
+/// The fuel of a host kernel over `a` (`n x d`) and `b` (`p x d`): a floor per call, one unit
+/// per element of each input and of the `n x p` scores, and one per
+/// [`MATMUL_MACS_PER_FUEL`] multiply-adds. Every dimension counts, so a product with `d = 0`
+/// (nothing to multiply, `n x p` still to fill or scan) is not free.
+pub fn host_kernel_fuel(n: u32, d: u32, p: u32) -> u64 {
+    let (n, d, p) = (u128::from(n), u128::from(d), u128::from(p));
+    let cost = u128::from(HOST_CALL_FUEL)
+        + n * d
+        + p * d
+        + n * p
+        + (n * d * p).div_ceil(u128::from(MATMUL_MACS_PER_FUEL));
+    u64::try_from(cost).unwrap_or(u64::MAX)
+}
+
 /// The checks every host kernel makes before computing: whether the policy lets the host
-/// compute at all (`false`: the kernel answers `none`), the shapes of `a` (`n x d`) and `b`
-/// (`p x d`), a result of `out_values` 4-byte values within the memory cap, and the fuel
-/// (`n * d * p` multiply-adds), which it charges.
+/// compute at all (`None`: the kernel answers `none`), the shapes of `a` (`n x d`) and `b`
+/// (`p x d`), the deadline, the memory (the inputs the host copied, a result of `out_values`
+/// 4-byte values and `scratch_per_row` bytes per row of a block, on top of the plugin's linear
+/// memory, within the memory cap) and the fuel ([`host_kernel_fuel`]), which it charges.
+/// Returns the rows per block.
 fn admit(
     cx: &mut StoreContextMut<'_, State>,
     kernel: &str,
     (a, b): (&[f32], &[f32]),
-    (n, d, p): (usize, usize, usize),
+    (n, d, p): (u32, u32, u32),
     out_values: u64,
-) -> wasmtime::Result<bool> {
+    scratch_per_row: u64,
+) -> wasmtime::Result<Option<usize>> {
     if !cx.data().host_kernels {
-        return Ok(false);
+        return Ok(None);
     }
-    if a.len() != n * d || b.len() != p * d {
+    let (n64, d64, p64) = (u64::from(n), u64::from(d), u64::from(p));
+    if a.len() as u64 != n64 * d64 || b.len() as u64 != p64 * d64 {
         return Err(wasmtime::format_err!(
             "{kernel}: a has {} values and b {}, expected {n} x {d} and {p} x {d}",
             a.len(),
             b.len()
         ));
     }
-    let bytes = out_values.saturating_mul(4);
-    if bytes > cx.data().limiter.cap as u64 {
-        cx.data_mut().limiter.refused = Some(usize::try_from(bytes).unwrap_or(usize::MAX));
+    if std::time::Instant::now() > cx.data().deadline {
+        return Err(wasmtime::Error::from(Trap::Interrupt));
+    }
+    // Rows per block: about BLOCK_WORK of work, at most BLOCK_SCRATCH of working memory, and at
+    // least one row.
+    let per_row = d64.saturating_mul(p64).saturating_add(p64).max(1);
+    let mut rows = (BLOCK_WORK / per_row).max(1);
+    if let Some(fit) = BLOCK_SCRATCH.checked_div(scratch_per_row) {
+        rows = rows.min(fit.max(1));
+    }
+    let rows = rows.min(n64.max(1));
+    let host_bytes = (a.len() as u64 + b.len() as u64)
+        .saturating_mul(4)
+        .saturating_add(out_values.saturating_mul(4))
+        .saturating_add(rows.saturating_mul(scratch_per_row));
+    let state = cx.data_mut();
+    let total = host_bytes.saturating_add(state.limiter.linear as u64);
+    if total > state.limiter.cap as u64 {
+        state.limiter.refused = Some(Refusal::Host {
+            kernel: kernel.to_string(),
+            host: host_bytes,
+            linear: state.limiter.linear as u64,
+        });
         return Err(wasmtime::format_err!(
-            "{kernel}: a result of {out_values} values is over the memory cap"
+            "{kernel}: {host_bytes} bytes of host memory are over the memory cap"
         ));
     }
-    let cost = (n as u64 * d as u64 * p as u64).div_ceil(MATMUL_MACS_PER_FUEL);
+    // Paid for only when it can run: a call refused for its memory costs no fuel.
+    let cost = host_kernel_fuel(n, d, p);
     let left = cx.get_fuel()?;
     if cost > left {
         cx.set_fuel(0)?;
         return Err(wasmtime::Error::from(Trap::OutOfFuel));
     }
     cx.set_fuel(left - cost)?;
-    Ok(true)
+    Ok(Some(usize::try_from(rows).unwrap_or(usize::MAX)))
 }
 
-/// Runs `f` over blocks of rows `start..end` of `n`, each about 8e9 multiply-adds of a `d x p`
-/// product (a fraction of a second), checking the deadline between them: the epoch cannot
-/// interrupt host code, and a kernel can be long.
+/// Runs `f` over blocks of `rows` rows `start..end` of `n`, checking the deadline before each.
 fn in_row_blocks(
     deadline: std::time::Instant,
-    (n, d, p): (usize, usize, usize),
+    n: usize,
+    rows: usize,
     mut f: impl FnMut(usize, usize),
 ) -> wasmtime::Result<()> {
-    let rows = usize::try_from(8_000_000_000 / (d as u64 * p as u64).max(1))
-        .unwrap_or(usize::MAX)
-        .clamp(1, n.max(1));
-    for start in (0..n).step_by(rows) {
+    for start in (0..n).step_by(rows.max(1)) {
         if std::time::Instant::now() > deadline {
             return Err(wasmtime::Error::from(Trap::Interrupt));
         }
@@ -1050,18 +1129,15 @@ fn host_matmul(
     mut cx: StoreContextMut<'_, State>,
     (a, b, n, k, p): (Vec<f32>, Vec<f32>, u32, u32, u32),
 ) -> wasmtime::Result<(Option<Vec<f32>>,)> {
-    let (n, k, p) = (n as usize, k as usize, p as usize);
-    if !admit(
-        &mut cx,
-        "matmul-abt",
-        (&a, &b),
-        (n, k, p),
-        n as u64 * p as u64,
-    )? {
+    let out_values = u64::from(n) * u64::from(p);
+    // The product's packing buffers (matrixmultiply's, a few MiB whatever the shapes) are not
+    // counted.
+    let Some(rows) = admit(&mut cx, "matmul-abt", (&a, &b), (n, k, p), out_values, 0)? else {
         return Ok((None,));
-    }
+    };
+    let (n, k, p) = (n as usize, k as usize, p as usize);
     let mut out = vec![0.0f32; n * p];
-    in_row_blocks(cx.data().deadline, (n, k, p), |start, end| {
+    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
         routereval_sdk::matmul_abt(
             &a[start * k..end * k],
             &b,
@@ -1080,52 +1156,76 @@ fn host_top_k_dot(
     mut cx: StoreContextMut<'_, State>,
     (a, b, n, d, p, k): (Vec<f32>, Vec<f32>, u32, u32, u32, u32),
 ) -> wasmtime::Result<(Option<Vec<u32>>,)> {
-    let (n, d, p, k) = (n as usize, d as usize, p as usize, k as usize);
     let per_row = k.min(p);
-    if !admit(
+    // Per query row of a block: its scores (4 bytes per candidate) and its selection (the
+    // SDK's top-k keeps (score, index) pairs and returns indices).
+    let scratch = 4 * u64::from(p) + 28 * u64::from(per_row) + 16;
+    let out_values = u64::from(n) * u64::from(per_row);
+    let Some(rows) = admit(
         &mut cx,
         "top-k-dot",
         (&a, &b),
         (n, d, p),
-        n as u64 * per_row as u64,
-    )? {
+        out_values,
+        scratch,
+    )?
+    else {
         return Ok((None,));
-    }
+    };
+    let (n, d, p, per_row) = (n as usize, d as usize, p as usize, per_row as usize);
     let mut found = Vec::with_capacity(n * per_row);
-    in_row_blocks(cx.data().deadline, (n, d, p), |start, end| {
+    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
         found.extend(routereval_sdk::top_k_dot_local(
             &a[start * d..end * d],
             &b,
             end - start,
             d,
             p,
-            k,
+            per_row,
         ));
     })?;
     Ok((Some(found),))
 }
 
-/// The memory cap. The limit is not a wasmtime `Trap`: the limiter records that it refused, so
-/// the failure is reported as `out_of_memory` however the guest reacts.
+/// What the memory cap refused, for the message.
+#[derive(Debug)]
+enum Refusal {
+    /// Linear memory growing to this many bytes (all the plugin's memories together).
+    Linear(usize),
+    /// A host kernel asking for `host` bytes of host memory with `linear` bytes in use.
+    Host {
+        kernel: String,
+        host: u64,
+        linear: u64,
+    },
+}
+
+/// The memory cap, for all the plugin's linear memories together and what the host allocates
+/// for it (see [`admit`]). The limit is not a wasmtime `Trap`: the limiter records that it
+/// refused, so the failure is reported as `out_of_memory` however the guest reacts.
 struct Limiter {
     cap: usize,
-    refused: Option<usize>,
+    /// The bytes of linear memory the plugin has, over all its memories.
+    linear: usize,
+    refused: Option<Refusal>,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
-            self.refused = Some(desired);
+        let total = self.linear.saturating_sub(current).saturating_add(desired);
+        if total > self.cap {
+            self.refused = Some(Refusal::Linear(total));
             return Err(wasmtime::format_err!(
-                "linear memory of {desired} bytes is over the sandbox's cap of {} bytes",
+                "linear memory of {total} bytes is over the sandbox's cap of {} bytes",
                 self.cap
             ));
         }
+        self.linear = total;
         Ok(true)
     }
 
@@ -1137,6 +1237,37 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
+}
+
+/// The WASI interface whose timers [`freeze_timers`] replaces: the version `wasmtime-wasi`
+/// defines (a guest's import of any 0.2.x version resolves to it).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Timers on the frozen clock: `subscribe-duration` and `subscribe-instant` give a pollable that
+/// is ready at once, so a guest's sleep returns immediately instead of holding the worker in
+/// real time (WASI's own timers sleep in host code, which neither the epoch nor the deadline can
+/// interrupt). The clock does not move, so a router that waits for time to pass waits in
+/// WebAssembly, where fuel and the deadline stop it.
+fn freeze_timers(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    fn ready(
+        mut cx: StoreContextMut<'_, State>,
+    ) -> wasmtime::Result<(Resource<wasmtime_wasi::p2::DynPollable>,)> {
+        let table = &mut cx.data_mut().table;
+        let timer = table.push(ReadyTimer)?;
+        Ok((wasmtime_wasi::p2::subscribe(table, timer)?,))
+    }
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |cx, (_,): (u64,)| ready(cx))?;
+    clock.func_wrap("subscribe-instant", |cx, (_,): (u64,)| ready(cx))?;
+    Ok(())
+}
+
+/// A timer of the frozen clock: always due.
+struct ReadyTimer;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for ReadyTimer {
+    async fn ready(&mut self) {}
 }
 
 /// Clocks that never move: a router cannot time anything, so its results cannot depend on
@@ -1290,6 +1421,45 @@ mod tests {
         assert!(core.contains("core WebAssembly module"), "{core}");
         let text = check_header(p, b"hello world").unwrap_err().to_string();
         assert!(text.contains("not a WebAssembly file"), "{text}");
+    }
+
+    #[test]
+    fn the_fixed_budgets_of_info_are_not_blamed_on_the_flags() {
+        let host = WasmHost::new(SandboxPolicy::default(), None).unwrap();
+        let state = State::new(&host.policy, 0);
+        for (trap, kind, flag) in [
+            (Trap::OutOfFuel, "out_of_fuel", "--fuel"),
+            (Trap::Interrupt, "timeout", "--timeout"),
+        ] {
+            let e = classify(&host, &state, INFO_STAGE, &wasmtime::Error::from(trap));
+            assert_eq!(e.kind, kind);
+            assert!(!e.message.contains("raise it with"), "{}", e.message);
+            assert!(
+                e.message.contains(&format!("whatever {flag} says")),
+                "{}",
+                e.message
+            );
+            let e = classify(&host, &state, "fit", &wasmtime::Error::from(trap));
+            assert!(
+                e.message.contains(&format!("raise it with {flag}")),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn host_kernel_fuel_counts_every_dimension() {
+        assert_eq!(host_kernel_fuel(0, 0, 0), HOST_CALL_FUEL);
+        assert_eq!(host_kernel_fuel(512, 0, 1000), HOST_CALL_FUEL + 512_000);
+        assert_eq!(host_kernel_fuel(2, 3, 0), HOST_CALL_FUEL + 6);
+        // 2 x 4 by 5 x 4: inputs 8 + 20, scores 10, 40 multiply-adds at 8 per unit.
+        assert_eq!(host_kernel_fuel(2, 4, 5), HOST_CALL_FUEL + 8 + 20 + 10 + 5);
+        assert_eq!(
+            host_kernel_fuel(u32::MAX, u32::MAX, u32::MAX),
+            u64::MAX,
+            "saturates, never wraps"
+        );
     }
 
     #[test]

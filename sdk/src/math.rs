@@ -304,6 +304,8 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     // max instruction does with NaNs.
     const CHUNK: usize = 64;
     const LANES: usize = 8;
+    // No more than the row holds: `k` may come from an untrusted caller.
+    let k = k.min(row.len());
     let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
     if k == 0 {
         return Vec::new();

@@ -6,6 +6,7 @@ mod cli;
 mod configs;
 mod exec;
 mod fixtures;
+mod hostile;
 mod llmrouter;
 mod native;
 mod synth;

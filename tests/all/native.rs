@@ -47,15 +47,8 @@ fn registry() -> Registry {
 
 /// Runs the engine binary as a subprocess.
 fn engine(args: &[&str]) -> Output {
-    let out = Command::new(ENGINE)
-        .args(args)
-        .output()
-        .expect("run the engine binary");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    crate::util::run_binary(&args)
 }
 
 fn results(v: &Value) -> &Vec<Value> {

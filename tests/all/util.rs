@@ -65,6 +65,19 @@ pub fn run_with(registry: &Registry, args: &[&str]) -> Output {
     }
 }
 
+/// Runs the engine binary (the package's `engine`, the real `main`) as a subprocess.
+pub fn run_binary(args: &[&std::ffi::OsStr]) -> Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(args)
+        .output()
+        .expect("run the engine binary");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
 /// Runs the CLI in-process with the built-in routers.
 pub fn run(args: &[&str]) -> Output {
     run_with(&Registry::builtin(), args)

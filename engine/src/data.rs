@@ -250,21 +250,20 @@ impl RouterDataset {
                     model.escape_debug()
                 )
             };
-            let bad = |v: f64| !(0.0..=1.0).contains(&v);
             for (field, m) in [
                 ("train_score", &p.train_scores),
                 ("val_score", &p.val_scores),
             ] {
-                if let Some(i) = m.as_slice().iter().position(|&v| bad(f64::from(v))) {
+                if let Some(i) = first_outside_unit(m.as_slice()) {
                     return Err(out_of_range(field, m.cols(), i, f64::from(m.as_slice()[i])));
                 }
             }
             let t = &p.test_scores;
-            if let Some(i) = t.as_slice().iter().position(|&v| bad(v)) {
+            if let Some(i) = first_outside_unit(t.as_slice()) {
                 return Err(out_of_range("test_score", t.cols(), i, t.as_slice()[i]));
             }
             if let Some(l) = &p.train_labels
-                && let Some(i) = l.as_slice().iter().position(|&v| bad(f64::from(v)))
+                && let Some(i) = first_outside_unit(l.as_slice())
             {
                 return Err(out_of_range(
                     "train_label",
@@ -276,6 +275,25 @@ impl RouterDataset {
         }
         Ok(())
     }
+}
+
+/// The index of the first value of `xs` outside `[0, 1]` (NaN included). Chunks are tested
+/// without branches, so the scan runs at memory speed on the millions of scores of large pools.
+fn first_outside_unit<T: Copy + Into<f64>>(xs: &[T]) -> Option<usize> {
+    const CHUNK: usize = 256;
+    let outside = |v: T| -> bool {
+        let v: f64 = v.into();
+        !(0.0..=1.0).contains(&v)
+    };
+    for (c, chunk) in xs.chunks(CHUNK).enumerate() {
+        if chunk.iter().fold(false, |acc, &v| acc | outside(v)) {
+            return chunk
+                .iter()
+                .position(|&v| outside(v))
+                .map(|i| c * CHUNK + i);
+        }
+    }
+    None
 }
 
 /// `v` for a message: `1e300`, not three hundred digits.

@@ -1022,13 +1022,17 @@ fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
 pub const HOST_CALL_FUEL: u64 = 10_000;
 
 /// About how much work one block of a host kernel does between deadline checks, in
-/// multiply-adds plus candidates scanned (about a tenth of a second): the epoch cannot interrupt
-/// host code, so the host checks the deadline itself.
-const BLOCK_WORK: u64 = 1 << 30;
+/// multiply-adds (a candidate scanned for the top k counts as [`SCAN_WORK`]): a fraction of a
+/// second. The epoch cannot interrupt host code, so the host checks the deadline itself.
+const BLOCK_WORK: u64 = 1 << 33;
+
+/// The work of scanning one candidate score for the top k, in multiply-adds of about the same
+/// time (a blocked product does tens of multiply-adds per cycle).
+const SCAN_WORK: u64 = 16;
 
 /// The most working memory one block of a host kernel allocates beyond its result (top-k keeps
-/// one row of scores per query of the block).
-const BLOCK_SCRATCH: u64 = 16 << 20;
+/// one row of scores per query of the block); less when the plugin's memory cap leaves less.
+const BLOCK_SCRATCH: u64 = 64 << 20;
 
 /// The fuel of a host kernel over `a` (`n x d`) and `b` (`p x d`): a floor per call, one unit
 /// per element of each input and of the `n x p` scores, and one per
@@ -1074,23 +1078,28 @@ fn admit(
     }
     // Rows per block: about BLOCK_WORK of work, at most BLOCK_SCRATCH of working memory, and at
     // least one row.
-    let per_row = d64.saturating_mul(p64).saturating_add(p64).max(1);
-    let mut rows = (BLOCK_WORK / per_row).max(1);
-    if let Some(fit) = BLOCK_SCRATCH.checked_div(scratch_per_row) {
+    let per_row = d64
+        .saturating_mul(p64)
+        .saturating_add(SCAN_WORK.saturating_mul(p64))
+        .max(1);
+    let mut rows = (BLOCK_WORK / per_row).clamp(1, n64.max(1));
+    // The inputs the host copied and the result, then as many rows of working memory as the cap
+    // leaves room for (up to BLOCK_SCRATCH), at least one.
+    let fixed = (a.len() as u64 + b.len() as u64)
+        .saturating_add(out_values)
+        .saturating_mul(4);
+    let state = cx.data_mut();
+    let (cap, linear) = (state.limiter.cap as u64, state.limiter.linear as u64);
+    let room = cap.saturating_sub(linear).saturating_sub(fixed);
+    if let Some(fit) = room.min(BLOCK_SCRATCH).checked_div(scratch_per_row) {
         rows = rows.min(fit.max(1));
     }
-    let rows = rows.min(n64.max(1));
-    let host_bytes = (a.len() as u64 + b.len() as u64)
-        .saturating_mul(4)
-        .saturating_add(out_values.saturating_mul(4))
-        .saturating_add(rows.saturating_mul(scratch_per_row));
-    let state = cx.data_mut();
-    let total = host_bytes.saturating_add(state.limiter.linear as u64);
-    if total > state.limiter.cap as u64 {
+    let host_bytes = fixed.saturating_add(rows.saturating_mul(scratch_per_row));
+    if host_bytes.saturating_add(linear) > cap {
         state.limiter.refused = Some(Refusal::Host {
             kernel: kernel.to_string(),
             host: host_bytes,
-            linear: state.limiter.linear as u64,
+            linear,
         });
         return Err(wasmtime::format_err!(
             "{kernel}: {host_bytes} bytes of host memory are over the memory cap"

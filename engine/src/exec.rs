@@ -615,7 +615,10 @@ fn run_command(
     })
 }
 
-fn kill_group(child: &mut std::process::Child) {
+/// Kills `child` and its process group (everything it started, when it was spawned with
+/// `process_group(0)`): nothing a plugin leaves running outlives its evaluation or holds its
+/// pipes open.
+pub(crate) fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     {
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {

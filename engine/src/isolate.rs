@@ -163,12 +163,18 @@ fn run_worker(
     policy: &SandboxPolicy,
     output_cap: usize,
 ) -> std::io::Result<WorkerRun> {
-    let mut child = Command::new(worker)
-        .arg(WORKER_COMMAND)
+    let mut cmd = Command::new(worker);
+    cmd.arg(WORKER_COMMAND)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        // Its own process group, so that whatever the plugin starts ends with the evaluation.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn()?;
     let deadline = Instant::now() + Duration::from_secs_f64(policy.timeout_secs);
     let (mut stdin, stdout, stderr) = (
         child.stdin.take().expect("piped"),
@@ -197,23 +203,31 @@ fn run_worker(
             let _ = tx.send(read_capped(stdout, output_cap));
         });
         let mut timed_out = false;
-        let out = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok();
+        let mut out = None;
         let status = loop {
+            // The answer is complete when the worker closes its stdout, or whatever the plugin
+            // started and left holding it is killed below.
+            if out.is_none() {
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(2));
+                out = rx.recv_timeout(wait).ok();
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
             match child.try_wait() {
                 Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline && out.is_some() => {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
+                Ok(None) if Instant::now() < deadline => {}
                 Ok(None) => {
                     timed_out = true;
-                    let _ = child.kill();
+                    crate::exec::kill_group(&mut child);
                     break child.wait().ok();
                 }
                 Err(_) => break None,
             }
         };
+        // The worker is gone; anything it started goes with it (and closes the pipes).
+        crate::exec::kill_group(&mut child);
         let (out, out_dropped) = out.or_else(|| rx.recv().ok()).unwrap_or_default();
         let (log_bytes, log_dropped) = log.join().unwrap_or_default();
         let mut log = String::from_utf8_lossy(&log_bytes).into_owned();

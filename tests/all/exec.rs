@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::util::{TempDir, find, pythons_with, root, run, shared};
+use crate::util::{TempDir, find, pythons_with, root, run, shared, skip};
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
@@ -37,8 +37,8 @@ fn small_suite(dir: &TempDir) -> std::path::PathBuf {
     out_dir
 }
 
-/// The interpreter to run the scripts with, or why not.
-fn python(modules: &[&str]) -> Option<String> {
+/// The interpreter to run `test`'s scripts with; `None` after [`skip`] says why not.
+fn python(test: &str, modules: &[&str]) -> Option<String> {
     let found = pythons_with(modules);
     match found.last() {
         Some((py, version)) => {
@@ -46,9 +46,11 @@ fn python(modules: &[&str]) -> Option<String> {
             Some(py.clone())
         }
         None => {
-            println!(
-                "skipping: no Python with {modules:?} (set ROUTEREVAL_PYTHONS; .ci/run installs \
-                 them)"
+            skip(
+                test,
+                &format!(
+                    "no Python with {modules:?} (set ROUTEREVAL_PYTHONS; .ci/run installs them)"
+                ),
             );
             None
         }
@@ -60,7 +62,10 @@ fn python(modules: &[&str]) -> Option<String> {
 /// and on synthetic gsm8k and TruthfulQA.
 #[test]
 fn a_routereval_style_knn_script_reports_the_builtin_knns_mu() {
-    let Some(py) = python(&["numpy", "sklearn"]) else {
+    let Some(py) = python(
+        "a_routereval_style_knn_script_reports_the_builtin_knns_mu",
+        &["numpy", "sklearn"],
+    ) else {
         return;
     };
     let script = root().join("tests/fixtures/python/routereval_knn.py");
@@ -168,7 +173,10 @@ fn a_routereval_style_knn_script_reports_the_builtin_knns_mu() {
 /// built-in kNN's numbers on the embedded data.
 #[test]
 fn the_ten_line_python_example_matches_the_builtin_knn() {
-    let Some(py) = python(&["numpy"]) else {
+    let Some(py) = python(
+        "the_ten_line_python_example_matches_the_builtin_knn",
+        &["numpy"],
+    ) else {
         return;
     };
     let script = root().join("examples/python-router/knn_router.py");
@@ -190,7 +198,7 @@ fn the_ten_line_python_example_matches_the_builtin_knn() {
 /// The shapes a routing file may take, and the wrong ones.
 #[test]
 fn routing_files_choices_and_wrong_shapes() {
-    let Some(py) = python(&["numpy"]) else {
+    let Some(py) = python("routing_files_choices_and_wrong_shapes", &["numpy"]) else {
         return;
     };
     let choices = format!(
@@ -343,7 +351,10 @@ fn exec_routers_from_a_config() {
 /// may differ a little).
 #[test]
 fn the_cluster_router_is_within_003_of_scikit_learn_kmeans() {
-    let Some(py) = python(&["numpy", "sklearn"]) else {
+    let Some(py) = python(
+        "the_cluster_router_is_within_003_of_scikit_learn_kmeans",
+        &["numpy", "sklearn"],
+    ) else {
         return;
     };
     let script = root().join("tests/fixtures/python/routereval_cluster.py");
@@ -371,5 +382,55 @@ fn the_cluster_router_is_within_003_of_scikit_learn_kmeans() {
             (a - b).abs() <= 0.03,
             "m={m} {group}: cluster {a}, scikit-learn {b}"
         );
+    }
+}
+
+/// A command that leaves a process in the background: at the deadline the whole process group
+/// is killed (not only the shell), the evaluation stops at the deadline, and a command that
+/// finished does not leave its background process running or make the engine wait for it.
+#[cfg(target_os = "linux")]
+#[test]
+fn exec_timeouts_end_the_whole_process_group_at_the_deadline() {
+    use crate::util::{process_ended, read_pid};
+    let dir = TempDir::new("exec-group");
+    let (hang_pid, done_pid) = (dir.path().join("hang.pid"), dir.path().join("done.pid"));
+    let hang = format!(
+        "exec[hang]:sleep 300 & echo $! > {}; sleep 300 # {{npz}}",
+        hang_pid.display()
+    );
+    let done = format!(
+        "exec[done]:sleep 300 & echo $! > {}; echo 0.5 0.9 1.0 # {{npz}}",
+        done_pid.display()
+    );
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "--format",
+        "json",
+        "--candidates",
+        "3",
+        "--group",
+        "all_strong",
+        "--timeout",
+        "2",
+        "--plugin",
+        &hang,
+        "--plugin",
+        &done,
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rs = results(&out);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    let hung = find(&rs, "hang@exec", 3, "all_strong");
+    assert_eq!(hung["error"]["kind"], "timeout", "{hung}");
+    let secs = f(&hung["seconds"]);
+    assert!((2.0..8.0).contains(&secs), "stopped after {secs} s");
+    let finished = find(&rs, "done@exec", 3, "all_strong");
+    assert_eq!(finished["status"], "ok", "{finished}");
+    assert!(f(&finished["seconds"]) < 8.0, "{finished}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    for pid_file in [&hang_pid, &done_pid] {
+        let pid = read_pid(pid_file);
+        assert!(process_ended(pid), "process {pid} outlived its evaluation");
     }
 }

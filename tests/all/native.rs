@@ -614,3 +614,59 @@ each_load_path! {
         assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
     }
 }
+
+/// A plugin that starts a process (holding the worker's stdout and stderr): whether its
+/// evaluation times out or returns, the process ends with it, and the engine does not wait for
+/// it; the timed-out evaluation stops at the deadline.
+#[cfg(target_os = "linux")]
+#[test]
+fn isolated_plugins_leave_no_process_behind() {
+    use crate::util::{process_ended, read_pid};
+    let dir = TempDir::new("native-spawn");
+    let (hang_pid, done_pid) = (dir.path().join("hang.pid"), dir.path().join("done.pid"));
+    let hang = hostile(&format!("mode=spawn,path={}", hang_pid.display()));
+    let done = hostile(&format!("mode=spawn,secs=0,path={}", done_pid.display()));
+    let started = std::time::Instant::now();
+    let out = engine(&[
+        "--format",
+        "json",
+        "--candidates",
+        "3",
+        "--group",
+        "all_strong",
+        "--timeout",
+        "2",
+        "--isolate",
+        "process",
+        "--threads",
+        "2",
+        "--plugin",
+        &hang,
+        "--plugin",
+        &done,
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v = out.json();
+    let rs = results(&v);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    let hung = rs
+        .iter()
+        .find(|r| r["router"].as_str().unwrap().contains("mode=spawn,path"))
+        .expect("the hanging row");
+    assert_eq!(hung["error"]["kind"], "timeout", "{hung}");
+    let secs = hung["seconds"].as_f64().unwrap();
+    assert!((2.0..8.0).contains(&secs), "stopped after {secs} s");
+    let finished = rs
+        .iter()
+        .find(|r| r["router"].as_str().unwrap().contains("secs=0"))
+        .expect("the returning row");
+    assert_eq!(finished["status"], "ok", "{finished}");
+    assert!(finished["seconds"].as_f64().unwrap() < 8.0, "{finished}");
+    // Neither run waited for the 300 s sleeps, and both sleeps are gone.
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    for pid_file in [&hang_pid, &done_pid] {
+        let pid = read_pid(pid_file);
+        assert!(process_ended(pid), "process {pid} outlived its evaluation");
+    }
+}

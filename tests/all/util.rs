@@ -65,6 +65,32 @@ pub fn run_with(registry: &Registry, args: &[&str]) -> Output {
     }
 }
 
+/// Whether process `pid` has ended (gone, or a zombie nobody has reaped yet), waiting up to
+/// five seconds for a kill to land.
+#[cfg(target_os = "linux")]
+pub fn process_ended(pid: u32) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()));
+        match state.as_deref() {
+            None | Some("Z" | "X") => return true,
+            Some(_) if started.elapsed() > std::time::Duration::from_secs(5) => return false,
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The pid a test's process wrote to `path`.
+pub fn read_pid(path: &Path) -> u32 {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the process did not start)", path.display()));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: not a pid: {text:?}", path.display()))
+}
+
 /// Runs the engine binary (the package's `engine`, the real `main`) as a subprocess.
 pub fn run_binary(args: &[&std::ffi::OsStr]) -> Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
@@ -139,6 +165,36 @@ impl Drop for TempDir {
 
 pub fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
+}
+
+/// Whether a missing prerequisite (Python with numpy, scikit-learn) fails the test instead of
+/// skipping it: under CI (`CI` set, as `.ci/run` runs) or `ROUTEREVAL_TESTS_STRICT=1`.
+pub fn strict() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("CI") || set("ROUTEREVAL_TESTS_STRICT")
+}
+
+/// A test that cannot run here: under [`strict`] it fails with the reason; otherwise it says so
+/// on the real standard error (which the test harness does not capture, so the skip is seen)
+/// and records it in `target/tmp/skipped-tests.txt`, which `.ci/run` counts into its summary.
+/// Returns, so the caller returns early.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write as _;
+    assert!(
+        !strict(),
+        "{test}: {reason} (a prerequisite is missing; .ci/run installs it)"
+    );
+    let line = format!("SKIPPED {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("skipped-tests.txt"))
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 /// The Python interpreters that have every module of `modules`, with the first module's version:

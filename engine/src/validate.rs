@@ -61,6 +61,21 @@ mod tests {
     }
 
     #[test]
+    fn the_row_sum_tolerance_is_1e_4_on_either_side() {
+        // Sums in f64 of f32 beliefs: 0.5 + 0.5 + (1e-4 - 1e-6) is inside, + (1e-4 + 1e-6) not.
+        for (extra, ok) in [
+            (0.99e-4f32, true),
+            (-0.99e-4, true),
+            (1.01e-4, false),
+            (-1.01e-4, false),
+        ] {
+            let row = vec![0.5, 0.5 + extra];
+            assert_eq!(validate(&r(1, 2, row), 1, 2).is_ok(), ok, "1 + {extra}");
+        }
+        assert_eq!(ROW_SUM_TOLERANCE, 1e-4);
+    }
+
+    #[test]
     fn accepts_good_and_names_first_bad_row() {
         assert!(validate(&r(2, 2, vec![0.5, 0.5, 1.0, 0.0]), 2, 2).is_ok());
         assert!(validate(&r(1, 2, vec![0.5, 0.50005]), 1, 2).is_ok());

@@ -257,8 +257,19 @@ print(json.dumps(out))
             .iter()
             .map(|&x| f64::from(x))
             .sum();
+        // The same float32 values summed in float64 in another order (numpy's pairwise sum):
+        // equal to rounding, about 1e-16 of the sum of magnitudes per term, not 1e-3.
+        let magnitude: f64 = ours
+            .train
+            .embeddings
+            .as_slice()
+            .iter()
+            .map(|&x| f64::from(x).abs())
+            .sum();
+        let theirs = v["embed"][2].as_f64().unwrap();
         assert!(
-            (v["embed"][2].as_f64().unwrap() - our_embed).abs() < 1e-3 * our_embed.abs().max(1.0)
+            (theirs - our_embed).abs() < 1e-10 * magnitude,
+            "numpy's sum {theirs} vs ours {our_embed}"
         );
         assert_eq!(v["prompt0"], ours.val.prompts[0].as_str());
         assert_eq!(v["prompt_dtype"], "object");
@@ -292,19 +303,34 @@ fn inspect_shows_pools_accuracies_leakage_and_checksums() {
     let v = out.json();
     let r = &v[0];
     assert_eq!(r["benchmark"], "llmrouter");
+    assert_eq!(r["sha256"], crate::util::sha256_file(pkl.to_str().unwrap()));
     assert!(
         r["sha256"]
             .as_str()
             .unwrap()
             .starts_with("b612408c460f9446")
     );
+    // Brute force from the decoded file, pool by pool: each model's test mean, the oracle.
+    let ds = routereval_engine::dataset::load_path(&pkl)
+        .unwrap()
+        .remove(0);
     assert_eq!(r["queries"], serde_json::json!([4484, 561, 563]));
     assert_eq!(r["dim"], 384);
     assert_eq!(r["prompts"], true);
     let pools = r["pools"].as_array().unwrap();
     assert_eq!(pools.len(), 6);
-    for p in pools {
+    for (p, pool) in pools.iter().zip(&ds.pools) {
+        assert_eq!(p["group"], pool.group.as_str());
         let t = &p["test"];
+        let scores = &pool.test_scores;
+        let n = scores.rows() as f64;
+        let col_means: Vec<f64> = (0..scores.cols())
+            .map(|j| (0..scores.rows()).map(|i| scores.get(i, j)).sum::<f64>() / n)
+            .collect();
+        let oracle_bf = (0..scores.rows())
+            .map(|i| scores.row(i).iter().copied().fold(0.0, f64::max))
+            .sum::<f64>()
+            / n;
         let (oracle, best) = (
             t["oracle"].as_f64().unwrap(),
             t["best_single"].as_f64().unwrap(),
@@ -320,9 +346,14 @@ fn inspect_shows_pools_accuracies_leakage_and_checksums() {
             .map(|x| x.as_f64().unwrap())
             .collect();
         assert_eq!(means.len(), p["m"].as_u64().unwrap() as usize);
-        assert_eq!(
-            means.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            best
+        for (a, b) in means.iter().zip(&col_means) {
+            assert!((a - b).abs() < 1e-12, "model mean {a} vs brute force {b}");
+        }
+        let best_bf = col_means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert!((best - best_bf).abs() < 1e-12, "{best} vs {best_bf}");
+        assert!(
+            (oracle - oracle_bf).abs() < 1e-12,
+            "{oracle} vs {oracle_bf}"
         );
         assert_eq!(t["n"], 563);
     }
@@ -331,7 +362,26 @@ fn inspect_shows_pools_accuracies_leakage_and_checksums() {
     assert!(frac > 0.0 && frac < 0.1, "{frac}");
     // Duplicate prompts exist in LLMRouter's data (the README of ../shared says so).
     let shared_prompts = &r["shared_prompts"];
-    assert!(shared_prompts["test_in_train"].as_u64().unwrap() <= 563);
+    let test_in_train = |ds: &routereval_engine::data::RouterDataset| {
+        let train: std::collections::HashSet<&str> =
+            ds.train.prompts.iter().map(String::as_str).collect();
+        ds.test
+            .prompts
+            .iter()
+            .filter(|p| !p.is_empty() && train.contains(p.as_str()))
+            .count()
+    };
+    assert_eq!(shared_prompts["test_in_train"], test_in_train(&ds));
+    // The whole population (train.json and test.json rows, 119 of whose test prompts are also
+    // in train) split by RouterEval's rules: some duplicates land in both splits.
+    let jsonl = shared("llmrouter/queries.jsonl");
+    let all = run(&["inspect", jsonl.to_str().unwrap(), "--format", "json"]).json();
+    let built = routereval_engine::dataset::load_path(&jsonl)
+        .unwrap()
+        .remove(0);
+    let expected = test_in_train(&built);
+    assert!(expected > 0, "no duplicate prompt crossed the split");
+    assert_eq!(all[0]["shared_prompts"]["test_in_train"], expected);
     // The table form names every pool and the checksum.
     let text = run(&["inspect", pkl.to_str().unwrap()]);
     assert_eq!(text.code, 0);

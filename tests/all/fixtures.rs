@@ -6,7 +6,7 @@ use routereval_engine::data::Difficulty;
 use routereval_engine::dataset::{from_pickle_bytes, load_pickle_file};
 use routereval_engine::pickle::{self, ArrayData, PickleErrorKind, Value};
 
-use crate::util::{TempDir, run, sha16, shared};
+use crate::util::{TempDir, sha16, shared};
 
 const SYNTH: [&str; 3] = [
     "fixtures/synth_numpy1_protocol2.pkl",
@@ -187,13 +187,12 @@ fn malicious_file_is_refused_and_runs_nothing() {
     let e = pickle::read(&bytes).unwrap_err();
     assert_eq!(e.kind, PickleErrorKind::RefusedGlobal);
     assert!(e.message.contains("`posix.system`"), "{e}");
-    // Through the CLI, from inside a scratch directory: the pickle's command would `touch` a
-    // file in the working directory if anything ran it.
-    let cwd = std::env::current_dir().unwrap();
-    let path_s = path.to_str().unwrap().to_string();
-    std::env::set_current_dir(dir.path()).unwrap();
-    let out = run(&["--dataset", &path_s]);
-    std::env::set_current_dir(cwd).unwrap();
+    // Through the engine binary, working in a scratch directory: the pickle's command would
+    // `touch` a file in the working directory if anything ran it.
+    let out = crate::util::run_binary_in(
+        dir.path(),
+        &[std::ffi::OsStr::new("--dataset"), path.as_os_str()],
+    );
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr.contains("refused global `posix.system`"),

@@ -585,6 +585,20 @@ each_load_path! {
 }
 
 each_load_path! {
+    /// MLPR with RouterEval's batch of 1 (one epoch, 32 hidden units, to keep WebAssembly
+    /// quick): the batch-1 kernels (rows with no gradient skipped, tiny moments flushed every 16
+    /// steps, the update compiled per instruction set, SIMD128 in WebAssembly) give the same bits
+    /// on every load path.
+    fn mlp_batch_1_on_embedded_data(
+        router = "mlp", library = "routereval_plugin_mlp", params = "epochs=1,hidden=32",
+        args = ["--candidates", "3"],
+    ) |rows| {
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    }
+}
+
+each_load_path! {
     /// The cluster router (k-means++, Lloyd in f64) on the embedded data.
     fn cluster_on_embedded_data(
         router = "cluster", library = "routereval_plugin_cluster", params = "", args = [],

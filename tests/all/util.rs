@@ -93,7 +93,14 @@ pub fn read_pid(path: &Path) -> u32 {
 
 /// Runs the engine binary (the package's `engine`, the real `main`) as a subprocess.
 pub fn run_binary(args: &[&std::ffi::OsStr]) -> Output {
+    run_binary_in(&root(), args)
+}
+
+/// [`run_binary`] in the working directory `cwd` (the test process's own is shared by every
+/// test running in parallel, so it is never changed).
+pub fn run_binary_in(cwd: &Path, args: &[&std::ffi::OsStr]) -> Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .current_dir(cwd)
         .args(args)
         .output()
         .expect("run the engine binary");
@@ -129,6 +136,15 @@ pub fn find<'a>(results: &'a [Value], router: &str, m: u64, group: &str) -> &'a 
         .iter()
         .find(|r| r["router"] == router && r["m"] == m && r["group"] == group)
         .unwrap_or_else(|| panic!("no result for {router} m={m} {group}"))
+}
+
+/// The sha256 of the file at `path`, in hex.
+pub fn sha256_file(path: &str) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// First 16 hex digits of the sha256 of `bytes`.

@@ -81,7 +81,7 @@ fn wasm_knn_equals_builtin_on_embedded_data_and_reruns_identically() {
     assert_eq!(p["router"], "knn@wasm");
     assert_eq!(p["abi"], "routereval:router@1.0.0");
     assert_eq!(p["sdk_version"], routereval_sdk::SDK_VERSION);
-    assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(p["sha256"], crate::util::sha256_file(&knn()));
     assert_eq!(va["sandbox"]["memory_mib"], 2048);
     assert_same_as_builtin(results(&va));
     // A rerun, now from the compiled cache and on one thread, gives the same numbers and the
@@ -160,7 +160,12 @@ fn wasm_knn_equals_builtin_on_the_shared_llmrouter_pickle() {
     let v = out.json();
     let rs = results(&v);
     assert_eq!(rs.len(), 12, "6 pools x 2 routers");
-    for w in rs.iter().filter(|r| r["router"] == "knn@wasm:k=7") {
+    let wasm_rows: Vec<&Value> = rs
+        .iter()
+        .filter(|r| r["router"] == "knn@wasm:k=7")
+        .collect();
+    assert_eq!(wasm_rows.len(), 6, "{rs:?}");
+    for w in wasm_rows {
         let b = find(
             rs,
             "knn:k=7",
@@ -194,7 +199,12 @@ fn the_example_router_runs_as_wasm_as_it_does_built_in() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v = out.json();
     let rs = results(&v);
-    for w in rs.iter().filter(|r| r["router"] == "best-on-train@wasm") {
+    let wasm_rows: Vec<&Value> = rs
+        .iter()
+        .filter(|r| r["router"] == "best-on-train@wasm")
+        .collect();
+    assert_eq!(wasm_rows.len(), 7, "the embedded data's 7 pools: {rs:?}");
+    for w in wasm_rows {
         let b = find(
             rs,
             "best-on-train",

@@ -364,13 +364,17 @@ fn exec_routers_from_a_config() {
 }
 
 /// The cluster router against scikit-learn's KMeans (a script written for the test, in the style
-/// of RouterEval's cluster.py) on the released LLMRouter pickle: within 0.03 of its mu in every
-/// pool (the bar; the k-means++ draws come from different generators, so the clusters
-/// may differ a little).
+/// of RouterEval's cluster.py) on the released LLMRouter pickle. The k-means++ draws come from
+/// different generators, so the clusters may differ a little: mu within 0.005 (measured at most
+/// 0.0035; RouterEval's own cluster.py was within 0.0036). mu alone cannot tell a working router
+/// from a collapsed one (best-on-train is within 0.016 of it everywhere), so the geometry is
+/// checked too: Ep, the entropy of the inverse-distance cluster probabilities summed per chosen
+/// candidate, within 0.005 (measured 0.0004; 0 where the clusters all pick one candidate, about
+/// 0.93 where they do not), and the routing differs from best-on-train's where scikit-learn's does.
 #[test]
-fn the_cluster_router_is_within_003_of_scikit_learn_kmeans() {
+fn the_cluster_router_clusters_as_scikit_learn_kmeans_does() {
     let Some(py) = python(
-        "the_cluster_router_is_within_003_of_scikit_learn_kmeans",
+        "the_cluster_router_clusters_as_scikit_learn_kmeans_does",
         &["numpy", "sklearn"],
     ) else {
         return;
@@ -383,6 +387,8 @@ fn the_cluster_router_is_within_003_of_scikit_learn_kmeans() {
         pkl.to_str().unwrap(),
         "--router",
         "cluster",
+        "--router",
+        "best-on-train",
         "--plugin",
         &spec,
         "--format",
@@ -392,15 +398,30 @@ fn the_cluster_router_is_within_003_of_scikit_learn_kmeans() {
     let rs = results(&out);
     let ours: Vec<&Value> = rs.iter().filter(|r| r["router"] == "cluster").collect();
     assert_eq!(ours.len(), 6);
+    let mut spread = 0;
     for r in ours {
         let (m, group) = (r["m"].as_u64().unwrap(), r["group"].as_str().unwrap());
         let sk = find(&rs, "sk@exec", m, group);
         let (a, b) = (f(&r["mu"]), f(&sk["mu"]));
         assert!(
-            (a - b).abs() <= 0.03,
+            (a - b).abs() <= 0.005,
             "m={m} {group}: cluster {a}, scikit-learn {b}"
         );
+        let (a, b) = (f(&r["ep"]), f(&sk["ep"]));
+        assert!(
+            (a - b).abs() <= 0.005,
+            "m={m} {group}: cluster Ep {a}, scikit-learn {b}"
+        );
+        if b > 0.5 {
+            spread += 1;
+            let bar = find(&rs, "best-on-train", m, group);
+            assert_ne!(r["mu"], bar["mu"], "m={m} {group}: routes as best-on-train");
+        }
     }
+    assert_eq!(
+        spread, 4,
+        "pools whose clusters pick more than one candidate"
+    );
 }
 
 /// A command that leaves a process in the background: at the deadline the whole process group
@@ -450,5 +471,80 @@ fn exec_timeouts_end_the_whole_process_group_at_the_deadline() {
     for pid_file in [&hang_pid, &done_pid] {
         let pid = read_pid(pid_file);
         assert!(process_ended(pid), "process {pid} outlived its evaluation");
+    }
+}
+
+/// The logreg router against an independent oracle: scikit-learn's LogisticRegression (lbfgs,
+/// the same C, run to convergence) per candidate, in a script written for the test that saves
+/// its belief for the engine to score. The objective is strictly convex, so both must reach the
+/// same optimum: the same choices (the same mu) in every pool, and beliefs whose entropy agrees
+/// to 1e-4 bits (measured: at most 2e-5; float32 against float64 arithmetic). The check has
+/// teeth: a tenth of the regularisation (C = 0.1) moves Ep by more than 1e-3 in every pool.
+#[test]
+fn logreg_reaches_scikit_learns_optimum() {
+    let test = "logreg_reaches_scikit_learns_optimum";
+    let Some(py) = python(test, &["numpy", "sklearn"]) else {
+        return;
+    };
+    let dir = TempDir::new("exec-logreg");
+    let suite = dir.path().join("suite");
+    let out = run(&[
+        "synth",
+        "-o",
+        suite.to_str().unwrap(),
+        "--benchmarks",
+        "gsm8k",
+        "--scale",
+        "0.4",
+        "--models",
+        "200",
+        "--sizes",
+        "3,5",
+        "--draws",
+        "100",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let script = root().join("tests/fixtures/python/sklearn_logreg.py");
+    let sk = format!(
+        "exec[sk]:{py} {} --data {{npz}} --out {{out}}",
+        script.display()
+    );
+    let out = run(&[
+        "--dataset",
+        suite.to_str().unwrap(),
+        "--router",
+        "logreg:iters=300,tol=0.000001",
+        "--router",
+        "logreg:c=0.1,iters=300,tol=0.000001",
+        "--plugin",
+        &sk,
+        "--candidates",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let rs = results(&out);
+    let ours: Vec<&Value> = rs
+        .iter()
+        .filter(|r| r["router"] == "logreg:iters=300,tol=0.000001")
+        .collect();
+    assert_eq!(ours.len(), 3, "{rs:?}");
+    for r in ours {
+        let (m, group) = (r["m"].as_u64().unwrap(), r["group"].as_str().unwrap());
+        let theirs = find(&rs, "sk@exec", m, group);
+        assert_eq!(theirs["self_reported"], false);
+        assert_eq!(r["mu"], theirs["mu"], "m={m} {group}: {r} vs {theirs}");
+        let (a, b) = (f(&r["ep"]), f(&theirs["ep"]));
+        assert!(
+            (a - b).abs() <= 1e-4,
+            "m={m} {group}: Ep {a} vs scikit-learn's {b}"
+        );
+        let weaker = find(&rs, "logreg:c=0.1,iters=300,tol=0.000001", m, group);
+        assert!(
+            (f(&weaker["ep"]) - b).abs() > 1e-3,
+            "m={m} {group}: C = 0.1 is indistinguishable from C = 1 ({} vs {b})",
+            weaker["ep"]
+        );
     }
 }

@@ -53,3 +53,78 @@ impl Router for Mlp {
 }
 
 routereval_sdk::export_router!(Mlp, name = "mlp");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use routereval_sdk::{Rng, Texts};
+
+    /// XOR: candidate 0 answers the queries whose two coordinates have the same sign, candidate
+    /// 1 the others. No linear model separates them; the MLP must.
+    fn xor(rng: &mut Rng, n: usize) -> (Vec<f32>, Vec<f32>, Vec<usize>) {
+        let (mut x, mut y, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (a, b) = (rng.normal() as f32, rng.normal() as f32);
+            let (a, b) = (a + a.signum() * 0.3, b + b.signum() * 0.3);
+            let kind = usize::from((a > 0.0) != (b > 0.0));
+            x.extend([a, b]);
+            y.extend([
+                f32::from(u8::from(kind == 0)),
+                f32::from(u8::from(kind == 1)),
+            ]);
+            kinds.push(kind);
+        }
+        (x, y, kinds)
+    }
+
+    #[test]
+    fn it_learns_a_rule_no_linear_router_can() {
+        let mut rng = Rng::new(7);
+        let names = vec!["same".to_string(), "differ".to_string()];
+        let (x, y, _) = xor(&mut rng, 400);
+        let q = Queries::new(400, 2, &x, Texts::EMPTY).unwrap();
+        let train = Split::new(q, &y, &names).unwrap();
+        let mut r = Mlp::new(&Params::parse("hidden=32,lr=0.01,epochs=60", 1).unwrap()).unwrap();
+        r.fit(&train, &train).unwrap();
+        let (tx, _, kinds) = xor(&mut rng, 200);
+        let tq = Queries::new(200, 2, &tx, Texts::EMPTY).unwrap();
+        let routing = r.route(&tq).unwrap();
+        let right = routing
+            .choices()
+            .unwrap()
+            .iter()
+            .zip(&kinds)
+            .filter(|&(&c, &k)| c as usize == k)
+            .count();
+        assert!(
+            right >= 190,
+            "{right} of 200 unseen XOR queries routed right"
+        );
+        // The same network without hidden layers (LinearR's) cannot beat a coin by much.
+        let mut flat = Mlp::new(&Params::parse("layers=0,lr=0.01,epochs=60", 1).unwrap())
+            .expect("layers=0 is LinearR's network");
+        flat.fit(&train, &train).unwrap();
+        let right = flat
+            .route(&tq)
+            .unwrap()
+            .choices()
+            .unwrap()
+            .iter()
+            .zip(&kinds)
+            .filter(|&(&c, &k)| c as usize == k)
+            .count();
+        assert!(
+            right < 150,
+            "a linear router got {right} of 200 XOR queries right"
+        );
+    }
+
+    #[test]
+    fn its_parameters_are_checked() {
+        assert!(Mlp::new(&Params::parse("hidden=0", 1).unwrap()).is_err());
+        assert!(Mlp::new(&Params::parse("rank=4", 1).unwrap()).is_err());
+        assert!(
+            Mlp::new(&Params::parse("epochs=1,batch=8,hidden=16,layers=1", 1).unwrap()).is_ok()
+        );
+    }
+}

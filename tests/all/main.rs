@@ -2,6 +2,7 @@
 //! in-process, and the SDK) on real data from `../shared/data` and the embedded dataset.
 
 mod build;
+mod claims;
 mod cli;
 mod configs;
 mod exec;

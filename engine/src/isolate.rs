@@ -574,12 +574,13 @@ fn protocol_channel() -> std::io::Result<std::fs::File> {
     let out = std::io::stdout();
     let kept = rustix::io::fcntl_dupfd_cloexec(out.as_fd(), 3)?;
     rustix::stdio::dup2_stdout(std::io::stderr().as_fd())?;
-    // A crashing plugin must not leave a core dump of the engine (with its data) behind.
+    // A crashing plugin must not leave a core dump of the engine (with its data) behind; the
+    // hard limit too, so that the plugin cannot raise it again.
     let _ = rustix::process::setrlimit(
         rustix::process::Resource::Core,
         rustix::process::Rlimit {
             current: Some(0),
-            maximum: None,
+            maximum: Some(0),
         },
     );
     Ok(std::fs::File::from(kept))

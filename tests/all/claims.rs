@@ -421,3 +421,148 @@ fn every_benchmark_has_the_papers_reference_accuracy() {
         assert!((vr - mu / acc).abs() < 1e-12, "{bench}: V_R {vr}, mu {mu}");
     }
 }
+
+/// The sandbox's flags take effect: `--stack-limit` (named in the overflow), `--max-log` and
+/// `--max-output` on WebAssembly plugins and on isolated native plugins alike.
+#[test]
+fn the_sandbox_flags_bind_webassembly_and_isolated_native_plugins() {
+    let cache = TempDir::new("claims-flags");
+    let (w, n) = (
+        wasm("routereval_fixture_hostile"),
+        native("routereval_fixture_hostile"),
+    );
+    let specs: Vec<String> = [
+        format!("{w}:mode=stack_overflow"),
+        format!("{w}:lines=500,mode=chatty"),
+        format!("{w}:floats=524288,mode=huge_output"),
+        format!("{n}:lines=500,mode=chatty"),
+        format!("{n}:floats=524288,mode=huge_output"),
+    ]
+    .to_vec();
+    let mut args = vec![
+        "--format",
+        "json",
+        "--candidates",
+        "9",
+        "--stack-limit",
+        "256",
+        "--max-log",
+        "1",
+        "--max-output",
+        "1",
+        "--isolate",
+        "process",
+        "--worker-exe",
+        ENGINE,
+    ];
+    for s in &specs {
+        args.extend(["--plugin", s.as_str()]);
+    }
+    let out = run_cached(&cache, &args);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rs = rows(&out);
+    assert_eq!(rs.len(), 5);
+    let row = |label: &str| {
+        rs.iter()
+            .find(|r| r["router"] == label)
+            .unwrap_or_else(|| panic!("no row {label}: {rs:?}"))
+    };
+    let r = row("hostile@wasm:mode=stack_overflow");
+    assert_eq!(r["error"]["kind"], "stack_overflow");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("256 KiB"),
+        "{r}"
+    );
+    for kind in ["wasm", "native"] {
+        let chatty = row(&format!("hostile@{kind}:lines=500,mode=chatty"));
+        assert_eq!(chatty["status"], "ok", "{chatty}");
+        let log = chatty["log"].as_str().unwrap();
+        assert!(
+            log.len() <= 1024 + 120,
+            "{kind}: {} bytes of log",
+            log.len()
+        );
+        assert!(
+            log.contains("1 KiB") || log.contains("1024 bytes"),
+            "{kind}: {log}"
+        );
+        let huge = row(&format!("hostile@{kind}:floats=524288,mode=huge_output"));
+        assert_ne!(huge["status"], "ok", "{huge}");
+        assert!(
+            huge["error"]["message"].as_str().unwrap().contains("1 MiB"),
+            "{kind}: {huge}"
+        );
+    }
+}
+
+/// Compiled plugins are cached per plugin and per compilation setting (NaN canonicalisation
+/// changes the machine code: another entry), and `--no-cache` writes nothing.
+#[test]
+fn the_compile_cache_is_keyed_by_policy_and_no_cache_writes_nothing() {
+    let dir = TempDir::new("claims-cache");
+    let knn = wasm("routereval_plugin_knn");
+    let entries = |d: &Path| std::fs::read_dir(d).map_or(0, |r| r.count());
+    let go = |cache: &Path, extra: &[&str]| {
+        let o = Command::new(ENGINE)
+            .env("ROUTEREVAL_CACHE_DIR", cache)
+            .args([
+                "--candidates",
+                "3",
+                "--group",
+                "all_strong",
+                "--plugin",
+                &knn,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let cache = dir.path().join("cache");
+    go(&cache, &[]);
+    assert_eq!(entries(&cache), 1);
+    go(&cache, &[]);
+    assert_eq!(
+        entries(&cache),
+        1,
+        "the same plugin and settings: one entry"
+    );
+    go(&cache, &["--nan-canonicalization", "false"]);
+    assert_eq!(
+        entries(&cache),
+        2,
+        "another compilation setting: another entry"
+    );
+    let none = dir.path().join("none");
+    go(&none, &["--no-cache"]);
+    assert_eq!(entries(&none), 0);
+}
+
+/// An isolated worker cannot dump core (a crash must not write the evaluation's data to disk):
+/// its core-file limit is 0, soft and hard (so the plugin cannot raise it again).
+#[cfg(target_os = "linux")]
+#[test]
+fn isolated_workers_cannot_dump_core() {
+    let out = run(&[
+        "--format",
+        "json",
+        "--candidates",
+        "9",
+        "--isolate",
+        "process",
+        "--worker-exe",
+        ENGINE,
+        "--plugin",
+        &format!("{}:mode=limits", native("routereval_fixture_hostile")),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rs = rows(&out);
+    let message = rs[0]["error"]["message"].as_str().unwrap();
+    let fields: Vec<&str> = message
+        .split("Max core file size")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{message}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(&fields[..2], ["0", "0"], "{message}");
+}

@@ -467,6 +467,55 @@ pub fn build(pop: &Population, opts: &BuildOptions) -> Result<(RouterDataset, Ve
 mod tests {
     use super::*;
 
+    /// The bit-set oracle (0/1 scores) and the float path give the same mean to the bit, on
+    /// query counts that end mid-word and on subsets of every size, and so pick the same
+    /// windows.
+    #[test]
+    fn the_bit_set_oracle_equals_the_float_path() {
+        let mut rng = Rng::new(17);
+        for n in [1usize, 63, 64, 65, 200, 1001] {
+            let m = 40;
+            let data: Vec<f64> = (0..n * m)
+                .map(|k| f64::from(u8::from(rng.next_u64().is_multiple_of(2 + k as u64 % 5))))
+                .collect();
+            let bits = ByModel::new(&Matrix::new(n, m, data));
+            assert!(bits.bits.is_some(), "0/1 scores take the bit-set path");
+            let float = ByModel {
+                bits: None,
+                ..ByModel::new(&bits_matrix(&bits))
+            };
+            for size in 1..=m {
+                let start = (rng.next_u64() as usize) % (m - size + 1);
+                let models: Vec<usize> = (start..start + size).collect();
+                let (a, b) = (bits.oracle(&models), float.oracle(&models));
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "n={n} models {models:?}: {a} vs {b}"
+                );
+            }
+            let region: Vec<usize> = (0..m).collect();
+            for w in [1, 3, 10] {
+                assert_eq!(
+                    best_window(&bits, &region, w),
+                    best_window(&float, &region, w)
+                );
+            }
+        }
+    }
+
+    /// The queries x models matrix a [`ByModel`] was made from.
+    fn bits_matrix(b: &ByModel) -> Matrix<f64> {
+        let m = b.rows.len() / b.n;
+        let mut out = vec![0.0; b.n * m];
+        for j in 0..m {
+            for i in 0..b.n {
+                out[i * m + j] = b.rows[j * b.n + i];
+            }
+        }
+        Matrix::new(b.n, m, out)
+    }
+
     #[test]
     fn pairwise_sum_matches_numpy_order() {
         // Below 8 values: left to right.

@@ -22,9 +22,10 @@ const WASM_EXTRA: [&str; 3] = [
 
 /// Fixtures and examples built as native libraries, besides the crates in `plugins/`.
 /// (`not-a-router` has no `native-plugin` feature: it is a library without a root module.)
-const NATIVE_EXTRA: [&str; 3] = [
+const NATIVE_EXTRA: [&str; 4] = [
     "routereval-fixture-hostile",
     "routereval-fixture-old-sdk",
+    "routereval-fixture-bad-layout",
     "routereval-fixture-not-a-router",
 ];
 

@@ -684,3 +684,39 @@ fn isolated_plugins_leave_no_process_behind() {
         assert!(process_ended(pid), "process {pid} outlived its evaluation");
     }
 }
+
+/// abi_stable's layout check: a library whose root module has this SDK's name and version but
+/// another layout is refused, typed, whether it is opened in a worker or in the engine (where
+/// the check runs before any of its code is called), and the run goes on.
+#[test]
+fn a_root_module_of_the_right_version_but_another_layout_is_refused() {
+    let bad = native("routereval_fixture_bad_layout");
+    for isolate in ["process", "none"] {
+        let out = engine(&[
+            "--format",
+            "json",
+            "--candidates",
+            "3",
+            "--group",
+            "all_strong",
+            "--isolate",
+            isolate,
+            "--router",
+            "knn",
+            "--plugin",
+            &bad,
+        ]);
+        assert_eq!(out.code, 1, "{isolate}: {}", out.stderr);
+        let v = out.json();
+        assert_eq!(results(&v).len(), 2);
+        let e = error_of(&v, "routereval_fixture_bad_layout@native");
+        assert_eq!(e["kind"], "abi_mismatch", "{isolate}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.to_lowercase().contains("layout"),
+            "{isolate}: {message}"
+        );
+        let knn = results(&v).iter().find(|r| r["router"] == "knn").unwrap();
+        assert_eq!(knn["status"], "ok");
+    }
+}

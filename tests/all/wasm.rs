@@ -551,3 +551,21 @@ fuel = 50_000_000
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("1 to 4096 MiB"), "{}", bad.stderr);
 }
+
+/// The WebAssembly benchmark's checks (`tests/benches/wasm.rs`) on a small shape: the
+/// component routes as the built-in kNN under every policy it times, and a cached load comes
+/// from the cache and is cheaper than a compile.
+#[test]
+fn the_wasm_benchmarks_checks_hold_on_a_small_shape() {
+    let wasm = PathBuf::from(knn());
+    let data = routereval_tests::Largest::of(routereval_tests::QUICK);
+    let t = routereval_tests::knn_wasm_against_native(&wasm, &data, 2);
+    assert_eq!(t.wasm.len(), 3);
+    assert!(t.wasm.iter().all(|(_, ts)| ts.len() == 2));
+    assert!(t.ratio(0).is_finite() && t.ratio(0) > 0.0);
+    let (cached, compiled) = routereval_tests::load_cached_against_compile(&wasm, 1);
+    assert!(
+        cached < compiled,
+        "{cached:?} from the cache vs {compiled:?} compiling"
+    );
+}

@@ -9,25 +9,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{TempDir, find, results_without_times, run};
+use crate::util::{TempDir, find, native, results_without_times, run, wasm};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_engine");
-
-fn wasm(stem: &str) -> String {
-    let p = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join(format!("{stem}.wasm"));
-    assert!(p.is_file(), "{} was not built", p.display());
-    p.display().to_string()
-}
-
-fn native(stem: &str) -> String {
-    let p = PathBuf::from(env!("ROUTEREVAL_NATIVE_DIR")).join(format!(
-        "{}{stem}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    assert!(p.is_file(), "{} was not built", p.display());
-    p.display().to_string()
-}
 
 /// Runs the CLI in-process with a private compile cache.
 fn run_cached(cache: &TempDir, args: &[&str]) -> crate::util::Output {

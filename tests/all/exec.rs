@@ -17,13 +17,18 @@ fn results(out: &crate::util::Output) -> Vec<Value> {
 /// A small synthetic suite with a reference accuracy (gsm8k) and fractional scores with training
 /// labels (TruthfulQA), so V_R and the labels are exercised too.
 fn small_suite(dir: &TempDir) -> std::path::PathBuf {
+    synth_suite(dir, "gsm8k,truthfulqa")
+}
+
+/// A small synthetic suite of `benchmarks` (pools of 3 and 5), in `dir`.
+fn synth_suite(dir: &TempDir, benchmarks: &str) -> std::path::PathBuf {
     let out_dir = dir.path().join("suite");
     let out = run(&[
         "synth",
         "-o",
         out_dir.to_str().unwrap(),
         "--benchmarks",
-        "gsm8k,truthfulqa",
+        benchmarks,
         "--scale",
         "0.4",
         "--models",
@@ -430,7 +435,7 @@ fn the_cluster_router_clusters_as_scikit_learn_kmeans_does() {
 #[cfg(target_os = "linux")]
 #[test]
 fn exec_timeouts_end_the_whole_process_group_at_the_deadline() {
-    use crate::util::{process_ended, read_pid};
+    use crate::util::assert_processes_ended;
     let dir = TempDir::new("exec-group");
     let (hang_pid, done_pid) = (dir.path().join("hang.pid"), dir.path().join("done.pid"));
     let hang = format!(
@@ -468,10 +473,7 @@ fn exec_timeouts_end_the_whole_process_group_at_the_deadline() {
     assert_eq!(finished["status"], "ok", "{finished}");
     assert!(f(&finished["seconds"]) < 8.0, "{finished}");
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");
-    for pid_file in [&hang_pid, &done_pid] {
-        let pid = read_pid(pid_file);
-        assert!(process_ended(pid), "process {pid} outlived its evaluation");
-    }
+    assert_processes_ended(&[&hang_pid, &done_pid]);
 }
 
 /// The logreg router against an independent oracle: scikit-learn's LogisticRegression (lbfgs,
@@ -487,23 +489,8 @@ fn logreg_reaches_scikit_learns_optimum() {
         return;
     };
     let dir = TempDir::new("exec-logreg");
-    let suite = dir.path().join("suite");
-    let out = run(&[
-        "synth",
-        "-o",
-        suite.to_str().unwrap(),
-        "--benchmarks",
-        "gsm8k",
-        "--scale",
-        "0.4",
-        "--models",
-        "200",
-        "--sizes",
-        "3,5",
-        "--draws",
-        "100",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    // 0/1 scores: scikit-learn's classifier takes labels, not TruthfulQA's fractions.
+    let suite = synth_suite(&dir, "gsm8k");
     let script = root().join("tests/fixtures/python/sklearn_logreg.py");
     let sk = format!(
         "exec[sk]:{py} {} --data {{npz}} --out {{out}}",

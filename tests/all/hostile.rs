@@ -13,12 +13,10 @@ use routereval_engine::export;
 use routereval_engine::wasm::host_kernel_fuel;
 use serde_json::Value;
 
-use crate::util::{Output, TempDir, find, run, run_binary, shared};
+use crate::util::{Output, TempDir, find, run, run_binary, shared, wasm};
 
 fn hostile(params: &str) -> String {
-    let p = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join("routereval_fixture_hostile.wasm");
-    assert!(p.is_file(), "{} was not built", p.display());
-    format!("{}:{params}", p.display())
+    format!("{}:{params}", wasm("routereval_fixture_hostile"))
 }
 
 /// Runs the engine binary (so its own peak memory can be read) with a private compile cache.

@@ -3,34 +3,16 @@
 //! process isolation surviving crashes, aborts, exits and hangs. The libraries are built by
 //! `tests/build.rs` with each crate's `native-plugin` feature.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use routereval_engine::routers::Registry;
 use serde_json::Value;
 
-use crate::util::{Output, TempDir, run_with, shared};
+use crate::util::{Output, TempDir, native, run_with, shared, wasm};
 
 /// The engine binary (the worker of isolated evaluations, and the subject of the tests that
 /// must see the engine process survive).
 const ENGINE: &str = env!("CARGO_BIN_EXE_engine");
-
-/// A native library built by the build script, e.g. `native("routereval_plugin_knn")`.
-fn native(stem: &str) -> String {
-    let p = PathBuf::from(env!("ROUTEREVAL_NATIVE_DIR")).join(format!(
-        "{}{stem}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ));
-    assert!(p.is_file(), "{} was not built", p.display());
-    p.display().to_string()
-}
-
-fn wasm(stem: &str) -> String {
-    let p = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join(format!("{stem}.wasm"));
-    assert!(p.is_file(), "{} was not built", p.display());
-    p.display().to_string()
-}
 
 fn hostile(params: &str) -> String {
     format!("{}:{params}", native("routereval_fixture_hostile"))
@@ -635,7 +617,7 @@ each_load_path! {
 #[cfg(target_os = "linux")]
 #[test]
 fn isolated_plugins_leave_no_process_behind() {
-    use crate::util::{process_ended, read_pid};
+    use crate::util::assert_processes_ended;
     let dir = TempDir::new("native-spawn");
     let (hang_pid, done_pid) = (dir.path().join("hang.pid"), dir.path().join("done.pid"));
     let hang = hostile(&format!("mode=spawn,path={}", hang_pid.display()));
@@ -679,10 +661,7 @@ fn isolated_plugins_leave_no_process_behind() {
     assert!(finished["seconds"].as_f64().unwrap() < 8.0, "{finished}");
     // Neither run waited for the 300 s sleeps, and both sleeps are gone.
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");
-    for pid_file in [&hang_pid, &done_pid] {
-        let pid = read_pid(pid_file);
-        assert!(process_ended(pid), "process {pid} outlived its evaluation");
-    }
+    assert_processes_ended(&[&hang_pid, &done_pid]);
 }
 
 /// abi_stable's layout check: a library whose root module has this SDK's name and version but

@@ -68,7 +68,7 @@ pub fn run_with(registry: &Registry, args: &[&str]) -> Output {
 /// Whether process `pid` has ended (gone, or a zombie nobody has reaped yet), waiting up to
 /// five seconds for a kill to land.
 #[cfg(target_os = "linux")]
-pub fn process_ended(pid: u32) -> bool {
+fn process_ended(pid: u32) -> bool {
     let started = std::time::Instant::now();
     loop {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -82,13 +82,18 @@ pub fn process_ended(pid: u32) -> bool {
     }
 }
 
-/// The pid a test's process wrote to `path`.
-pub fn read_pid(path: &Path) -> u32 {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (the process did not start)", path.display()));
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{}: not a pid: {text:?}", path.display()))
+/// Every process whose pid a test's command wrote to one of `pid_files` has ended.
+#[cfg(target_os = "linux")]
+pub fn assert_processes_ended(pid_files: &[&Path]) {
+    for path in pid_files {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the process did not start)", path.display()));
+        let pid: u32 = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: not a pid: {text:?}", path.display()));
+        assert!(process_ended(pid), "process {pid} outlived its evaluation");
+    }
 }
 
 /// Runs the engine binary (the package's `engine`, the real `main`) as a subprocess.
@@ -109,6 +114,24 @@ pub fn run_binary_in(cwd: &Path, args: &[&std::ffi::OsStr]) -> Output {
         stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
         stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
     }
+}
+
+/// A WebAssembly component built by the build script, e.g. `wasm("routereval_plugin_knn")`.
+pub fn wasm(stem: &str) -> String {
+    let p = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join(format!("{stem}.wasm"));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p.display().to_string()
+}
+
+/// A native library built by the build script, e.g. `native("routereval_plugin_knn")`.
+pub fn native(stem: &str) -> String {
+    let p = PathBuf::from(env!("ROUTEREVAL_NATIVE_DIR")).join(format!(
+        "{}{stem}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p.display().to_string()
 }
 
 /// Runs the CLI in-process with the built-in routers.

@@ -10,14 +10,7 @@ use routereval_engine::sandbox::SandboxPolicy;
 use routereval_engine::wasm::{WasmHost, WasmPlugin};
 use serde_json::Value;
 
-use crate::util::{TempDir, find, results_without_times, run, run_with, shared};
-
-/// A component built by the build script, e.g. `wasm("routereval_plugin_knn")`.
-fn wasm(stem: &str) -> String {
-    let p = PathBuf::from(env!("ROUTEREVAL_WASM_DIR")).join(format!("{stem}.wasm"));
-    assert!(p.is_file(), "{} was not built", p.display());
-    p.display().to_string()
-}
+use crate::util::{TempDir, find, results_without_times, run, run_with, shared, wasm};
 
 fn knn() -> String {
     wasm("routereval_plugin_knn")

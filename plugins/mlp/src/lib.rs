@@ -88,34 +88,26 @@ mod tests {
         r.fit(&train, &train).unwrap();
         let (tx, _, kinds) = xor(&mut rng, 200);
         let tq = Queries::new(200, 2, &tx, Texts::EMPTY).unwrap();
-        let routing = r.route(&tq).unwrap();
-        let right = routing
-            .choices()
-            .unwrap()
-            .iter()
-            .zip(&kinds)
-            .filter(|&(&c, &k)| c as usize == k)
-            .count();
-        assert!(
-            right >= 190,
-            "{right} of 200 unseen XOR queries routed right"
-        );
+        let right = |r: &Mlp| {
+            r.route(&tq)
+                .unwrap()
+                .choices()
+                .unwrap()
+                .iter()
+                .zip(&kinds)
+                .filter(|&(&c, &k)| c as usize == k)
+                .count()
+        };
+        let got = right(&r);
+        assert!(got >= 190, "{got} of 200 unseen XOR queries routed right");
         // The same network without hidden layers (LinearR's) cannot beat a coin by much.
         let mut flat = Mlp::new(&Params::parse("layers=0,lr=0.01,epochs=60", 1).unwrap())
             .expect("layers=0 is LinearR's network");
         flat.fit(&train, &train).unwrap();
-        let right = flat
-            .route(&tq)
-            .unwrap()
-            .choices()
-            .unwrap()
-            .iter()
-            .zip(&kinds)
-            .filter(|&(&c, &k)| c as usize == k)
-            .count();
+        let got = right(&flat);
         assert!(
-            right < 150,
-            "a linear router got {right} of 200 XOR queries right"
+            got < 150,
+            "a linear router got {got} of 200 XOR queries right"
         );
     }
 

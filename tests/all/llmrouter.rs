@@ -207,6 +207,8 @@ fn matches_brute_force() {
         "random",
         "--router",
         "r_o:p=0.25",
+        "--router",
+        "best-on-train",
     ]);
     let d = ds.train.embeddings.cols();
     for pool in &ds.pools {
@@ -232,6 +234,17 @@ fn matches_brute_force() {
             1e-12
         ));
         assert!(close(get("oracle", "vb"), oracle / best, 1e-12));
+        // best-on-train: the candidate with the best training mean (the first on ties), every
+        // query, all belief on it.
+        let t = &pool.train_scores;
+        let train_mean = |j: usize| (0..t.rows()).map(|i| f64::from(t.get(i, j))).sum::<f64>();
+        let on_train = (0..m).fold(0, |b, j| if train_mean(j) > train_mean(b) { j } else { b });
+        let its_mu = (0..n).map(|i| s.get(i, on_train)).sum::<f64>() / n as f64;
+        assert!(
+            close(get("best-on-train", "mu"), its_mu, 1e-12),
+            "m={m} {g}"
+        );
+        assert_eq!(get("best-on-train", "ep"), 0.0);
         // kNN: choose the argmax of the neighbours' mean score; belief = softmax of it.
         let means = brute_knn(
             ds.train.embeddings.as_slice(),

@@ -592,7 +592,7 @@ fn run_command(
                 }
                 Ok(None) => {
                     timed_out = true;
-                    kill_group(&mut child);
+                    crate::isolate::kill_group(&mut child);
                     break child.wait().ok();
                 }
                 Err(_) => break None,
@@ -601,7 +601,7 @@ fn run_command(
         #[cfg(unix)]
         if !timed_out {
             // Whatever the command left running in the background holds the pipes open.
-            kill_group(&mut child);
+            crate::isolate::kill_group(&mut child);
         }
         let (stdout, d1) = out.join().unwrap_or_default();
         let (stderr, d2) = err.join().unwrap_or_default();
@@ -613,19 +613,6 @@ fn run_command(
             dropped: d1 + d2,
         })
     })
-}
-
-/// Kills `child` and its process group (everything it started, when it was spawned with
-/// `process_group(0)`): nothing a plugin leaves running outlives its evaluation or holds its
-/// pipes open.
-pub(crate) fn kill_group(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-    }
-    let _ = child.kill();
 }
 
 #[cfg(test)]

@@ -220,14 +220,14 @@ fn run_worker(
                 Ok(None) if Instant::now() < deadline => {}
                 Ok(None) => {
                     timed_out = true;
-                    crate::exec::kill_group(&mut child);
+                    kill_group(&mut child);
                     break child.wait().ok();
                 }
                 Err(_) => break None,
             }
         };
         // The worker is gone; anything it started goes with it (and closes the pipes).
-        crate::exec::kill_group(&mut child);
+        kill_group(&mut child);
         let (out, out_dropped) = out.or_else(|| rx.recv().ok()).unwrap_or_default();
         let (log_bytes, log_dropped) = log.join().unwrap_or_default();
         let mut log = String::from_utf8_lossy(&log_bytes).into_owned();
@@ -265,6 +265,19 @@ pub(crate) fn signal_of(status: &ExitStatus) -> Option<i32> {
 #[cfg(not(unix))]
 pub(crate) fn signal_of(_: &ExitStatus) -> Option<i32> {
     None
+}
+
+/// Kills `child` and its process group (everything it started, when it was spawned with
+/// `process_group(0)`): nothing a plugin leaves running outlives its evaluation or holds its
+/// pipes open.
+pub(crate) fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+    let _ = child.kill();
 }
 
 pub(crate) fn signal_name(sig: i32) -> &'static str {

@@ -42,6 +42,26 @@ fn synth_suite(dir: &TempDir, benchmarks: &str) -> std::path::PathBuf {
     out_dir
 }
 
+/// The built-in `router`, `best-on-train` and the `exec:` oracle `spec` on the released LLMRouter
+/// pickle: the rows, after checking that every evaluation succeeded.
+fn against_on_llmrouter(router: &str, spec: &str) -> Vec<Value> {
+    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
+    let out = run(&[
+        "--dataset",
+        pkl.to_str().unwrap(),
+        "--router",
+        router,
+        "--router",
+        "best-on-train",
+        "--plugin",
+        spec,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    results(&out)
+}
+
 /// The interpreter to run `test`'s scripts with; `None` after [`skip`] says why not.
 fn python(test: &str, modules: &[&str]) -> Option<String> {
     let found = pythons_with(modules);
@@ -385,22 +405,8 @@ fn the_cluster_router_clusters_as_scikit_learn_kmeans_does() {
         return;
     };
     let script = root().join("tests/fixtures/python/routereval_cluster.py");
-    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
     let spec = format!("exec[sk]:{py} {} --k 3 --data {{npz}}", script.display());
-    let out = run(&[
-        "--dataset",
-        pkl.to_str().unwrap(),
-        "--router",
-        "cluster",
-        "--router",
-        "best-on-train",
-        "--plugin",
-        &spec,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let rs = results(&out);
+    let rs = against_on_llmrouter("cluster", &spec);
     let ours: Vec<&Value> = rs.iter().filter(|r| r["router"] == "cluster").collect();
     assert_eq!(ours.len(), 6);
     let mut spread = 0;
@@ -550,25 +556,11 @@ fn mf_matches_an_independent_numpy_implementation() {
         return;
     };
     let script = root().join("tests/fixtures/python/numpy_mf.py");
-    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
     let spec = format!(
         "exec[np-mf]:{py} {} --seed 0 --data {{npz}} --out {{out}}",
         script.display()
     );
-    let out = run(&[
-        "--dataset",
-        pkl.to_str().unwrap(),
-        "--router",
-        "mf",
-        "--router",
-        "best-on-train",
-        "--plugin",
-        &spec,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let rs = results(&out);
+    let rs = against_on_llmrouter("mf", &spec);
     let ours: Vec<&Value> = rs.iter().filter(|r| r["router"] == "mf").collect();
     assert_eq!(ours.len(), 6);
     let (mut sum_ours, mut sum_theirs, mut sum_bar) = (0.0, 0.0, 0.0);

@@ -10,6 +10,7 @@ mod fixtures;
 mod hostile;
 mod llmrouter;
 mod native;
+mod pinned;
 mod synth;
 mod util;
 mod validation;

@@ -3,5 +3,5 @@
 //! isolated native plugins. The same two lines as `engine/src/main.rs`.
 
 fn main() -> std::process::ExitCode {
-    routereval_engine::cli::main_with(&routereval_engine::routers::Registry::builtin())
+    routereval_engine::cli::main_with(&routereval_engine::Registry::builtin())
 }

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use routereval_engine::sandbox::SandboxPolicy;
-use routereval_engine::wasm::{WasmHost, WasmPlugin};
+use routereval_engine::plugin::policy::SandboxPolicy;
+use routereval_engine::plugin::wasm::{WasmHost, WasmPlugin};
 use routereval_sdk::{Params, Queries, Rng, Router, Split, Texts};
 
 /// Training queries of RouterEval's largest benchmark.

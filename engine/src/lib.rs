@@ -7,10 +7,10 @@
 //!
 //! The binary `routereval-engine` is a thin wrapper over [`cli::main_with`]. Programs that embed
 //! the engine (to evaluate a router of their own without building a plugin) register it in a
-//! [`routers::Registry`] and call the same function:
+//! [`Registry`] and call the same function:
 //!
 //! ```no_run
-//! use routereval_engine::routers::Registry;
+//! use routereval_engine::Registry;
 //!
 //! fn main() -> std::process::ExitCode {
 //!     let registry = Registry::builtin();
@@ -21,35 +21,30 @@
 //!
 //! [`cli::run_cli`] takes the arguments and output streams explicitly (the tests use it).
 //!
-//! Modules, in data-flow order: [`pickle`] and [`dataset`] read datasets (never executing
-//! anything), [`embedded`] holds the default data, [`data`] is the data model, [`run`] plans and
-//! executes evaluations in parallel, [`wasm`] loads and runs WebAssembly plugins under the
-//! [`sandbox`] policy, [`validate`] checks router output, [`metrics`] and [`bounds`]
-//! are pure functions, [`report`] renders tables and JSON, [`cli`] and [`config`] are the user
-//! interface.
+//! The modules are layers, in data-flow order; a layer imports only the layers above it in this
+//! list, never one below (see `ARCHITECTURE.md`):
+//!
+//! 1. [`util`] and [`failure`]: leaves. Text helpers; the vocabulary of failures
+//!    ([`failure::FailureKind`]) every layer below reports in.
+//! 2. [`data`]: datasets: the model, the pickle reader that executes nothing, RouterEval's
+//!    layout and other formats, building, exporting, the synthetic suite, the embedded data.
+//! 3. [`eval`]: the plan, the [`eval::contestant::Contestant`] interface, the registry of
+//!    built-in routers, validation, metrics and bounds, the runner.
+//! 4. [`plugin`]: contestants the engine does not link: WebAssembly components under the
+//!    sandbox policy, native libraries (isolated in child processes), `exec:` programs.
+//! 5. [`report`]: tables and JSON.
+//! 6. [`cli`]: the command line: arguments, settings from config and flags, one module per
+//!    command.
 
-pub mod bounds;
-pub mod build;
 pub mod cli;
-pub mod config;
 pub mod data;
-pub mod dataset;
-pub mod embedded;
-pub mod exec;
-pub mod export;
-pub mod import;
-pub mod inspect;
-pub mod isolate;
-pub mod metrics;
-pub mod native;
-pub mod pickle;
+pub mod eval;
+pub mod failure;
+pub mod plugin;
 pub mod report;
-pub mod routers;
-pub mod run;
-pub mod sandbox;
-pub mod synth;
-pub mod validate;
-pub mod wasm;
+pub mod util;
+
+pub use eval::registry::Registry;
 
 /// For the unit tests: an allocator that counts each thread's live heap bytes, so a test can
 /// bound the memory a decoder uses on hostile input (see `pickle`'s fuzz test).

@@ -37,6 +37,23 @@ impl RouterError {
         }
     }
 
+    /// The [`RouterError::Panic`] a caught panic is: its payload's message (a `&str` or
+    /// `String` payload; anything else reads "a panic without a message").
+    ///
+    /// ```
+    /// use routereval_sdk::RouterError;
+    /// let caught = std::panic::catch_unwind(|| panic!("index {} out of range", 3)).unwrap_err();
+    /// assert_eq!(RouterError::from_panic(&*caught), RouterError::Panic("index 3 out of range".into()));
+    /// ```
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> RouterError {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        RouterError::Panic(message)
+    }
+
     /// The message without the kind prefix.
     pub fn message(&self) -> &str {
         match self {

@@ -23,7 +23,6 @@
     reason = "abi_stable's derives generate undocumented public items (accessors, type aliases)"
 )]
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use abi_stable;
@@ -275,22 +274,12 @@ pub fn routing_from_native(r: NativeRouting) -> Result<Routing, RouterError> {
 // ------------------------------------------------------------------------------------------
 // The library side: what `export_router!` instantiates.
 
-fn panic_text(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
-}
-
 /// Runs `f`, turning a panic into [`RouterError::Panic`]: panics never cross the boundary.
 fn guarded<T>(f: impl FnOnce() -> Result<T, RouterError>) -> RResult<T, NativeError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => RResult::ROk(v),
         Ok(Err(e)) => RResult::RErr(NativeError::from_error(&e)),
-        Err(payload) => RResult::RErr(NativeError::from_error(&RouterError::Panic(panic_text(
-            &*payload,
-        )))),
+        Err(payload) => RResult::RErr(NativeError::from_error(&RouterError::from_panic(&*payload))),
     }
 }
 

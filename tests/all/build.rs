@@ -42,7 +42,7 @@ fn llmrouter_train_rows_reproduce_the_released_pools() {
     );
     // The released pickle, read by the engine's own reader.
     let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
-    let released = routereval_engine::dataset::load_path(&pkl)
+    let released = routereval_engine::data::load::load_path(&pkl)
         .unwrap()
         .remove(0);
     assert_eq!(pools(&built).len(), 6, "m = 3 and 5, three groups each");
@@ -183,7 +183,7 @@ fn exported_pickles_load_in_python_with_numpy() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // The engine reads its own export back.
-    let ours = routereval_engine::dataset::load_path(&out_pkl)
+    let ours = routereval_engine::data::load::load_path(&out_pkl)
         .unwrap()
         .remove(0);
     assert_eq!(ours.pools.len(), 6);
@@ -311,7 +311,7 @@ fn inspect_shows_pools_accuracies_leakage_and_checksums() {
             .starts_with("b612408c460f9446")
     );
     // Brute force from the decoded file, pool by pool: each model's test mean, the oracle.
-    let ds = routereval_engine::dataset::load_path(&pkl)
+    let ds = routereval_engine::data::load::load_path(&pkl)
         .unwrap()
         .remove(0);
     assert_eq!(r["queries"], serde_json::json!([4484, 561, 563]));
@@ -376,7 +376,7 @@ fn inspect_shows_pools_accuracies_leakage_and_checksums() {
     // in train) split by RouterEval's rules: some duplicates land in both splits.
     let jsonl = shared("llmrouter/queries.jsonl");
     let all = run(&["inspect", jsonl.to_str().unwrap(), "--format", "json"]).json();
-    let built = routereval_engine::dataset::load_path(&jsonl)
+    let built = routereval_engine::data::load::load_path(&jsonl)
         .unwrap()
         .remove(0);
     let expected = test_in_train(&built);
@@ -473,7 +473,7 @@ fn a_wide_csv_imports_builds_and_evaluates() {
 fn routereval_npz_evaluates_like_the_pool_it_came_from() {
     use ndarray::Array2;
     let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
-    let ds = routereval_engine::dataset::load_path(&pkl)
+    let ds = routereval_engine::data::load::load_path(&pkl)
         .unwrap()
         .remove(0);
     let pool = ds

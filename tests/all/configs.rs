@@ -1,7 +1,8 @@
 //! Every file in `configs/` parses and runs; a config means the same as its command line.
 
-use routereval_engine::config::RunConfig;
-use routereval_engine::routers::{Contender, Registry};
+use routereval_engine::Registry;
+use routereval_engine::cli::config::RunConfig;
+use routereval_engine::eval::contestant;
 
 use crate::util::{TempDir, results_without_times, root, run};
 
@@ -18,7 +19,7 @@ fn every_config_parses_and_its_routers_exist() {
         for r in &cfg.routers {
             match (&r.name, &r.plugin) {
                 (Some(name), _) => {
-                    Contender::build(name, r.params(0).unwrap(), &reg)
+                    contestant::build(name, r.params(0).unwrap(), &reg)
                         .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 }
                 (None, plugin) => panic!(

@@ -266,7 +266,7 @@ fn routing_files_choices_and_wrong_shapes() {
     ]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let rs = results(&out);
-    let ds = routereval_engine::embedded::default_dataset().unwrap();
+    let ds = routereval_engine::data::embedded::default_dataset().unwrap();
     for pool in ds.pools.iter().filter(|p| p.m() == 3) {
         let r = find(&rs, "first@exec", 3, &pool.group);
         // Always the first candidate: its mean test score, and certainty.

@@ -3,8 +3,8 @@
 //! a truncated file and a malicious one.
 
 use routereval_engine::data::Difficulty;
-use routereval_engine::dataset::{from_pickle_bytes, load_pickle_file};
-use routereval_engine::pickle::{self, ArrayData, PickleErrorKind, Value};
+use routereval_engine::data::load::{from_pickle_bytes, load_pickle_file};
+use routereval_engine::data::pickle::{self, ArrayData, PickleErrorKind, Value};
 
 use crate::util::{TempDir, sha16, shared};
 

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use routereval_engine::data::embedded;
+use routereval_engine::data::export;
 use routereval_engine::data::{Matrix, RouterDataset};
-use routereval_engine::embedded;
-use routereval_engine::export;
-use routereval_engine::wasm::host_kernel_fuel;
+use routereval_engine::plugin::wasm::host_kernel_fuel;
 use serde_json::Value;
 
 use crate::util::{Output, TempDir, find, run, run_binary, shared, wasm};

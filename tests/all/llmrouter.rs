@@ -1,8 +1,8 @@
 //! The real LLMRouter data: numbers checked against brute force computed here, and against the
 //! original RouterEval scripts' output.
 
-use routereval_engine::dataset::load_pickle_file;
-use routereval_engine::embedded::LLMROUTER_PICKLE;
+use routereval_engine::data::embedded::LLMROUTER_PICKLE;
+use routereval_engine::data::load::load_pickle_file;
 use serde_json::Value;
 
 use crate::util::{close, find, results_without_times, run, sha16, shared};

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use routereval_engine::synth::SUITE;
+use routereval_engine::data::synth::SUITE;
 use serde_json::Value;
 
 use crate::util::{TempDir, run};

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use routereval_engine::Registry;
 use routereval_engine::cli::{Io, run_cli};
-use routereval_engine::routers::Registry;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

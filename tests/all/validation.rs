@@ -1,7 +1,7 @@
 //! Router output validation and failure isolation: routers written against the SDK that
 //! misbehave each fail their own evaluations with a typed error, and the run goes on.
 
-use routereval_engine::routers::Registry;
+use routereval_engine::Registry;
 use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
 
 use crate::util::{find, results_without_times, run_with};
@@ -91,8 +91,8 @@ fn each_bad_output_fails_alone_with_its_kind() {
         ),
         (
             "fit-error",
-            "router_error",
-            "fit failed: the training data made me sad",
+            "fit_error",
+            "`fit` returned an error: fit failed: the training data made me sad",
         ),
         (
             "panic",

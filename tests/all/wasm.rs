@@ -5,9 +5,9 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-use routereval_engine::routers::Registry;
-use routereval_engine::sandbox::SandboxPolicy;
-use routereval_engine::wasm::{WasmHost, WasmPlugin};
+use routereval_engine::Registry;
+use routereval_engine::plugin::policy::SandboxPolicy;
+use routereval_engine::plugin::wasm::{WasmHost, WasmPlugin};
 use serde_json::Value;
 
 use crate::util::{TempDir, find, results_without_times, run, run_with, shared, wasm};
@@ -214,7 +214,7 @@ fn the_example_router_runs_as_wasm_as_it_does_built_in() {
 #[test]
 fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
     let cache = TempDir::new("wasm-hostile");
-    let cases: [(&str, &str); 17] = [
+    let cases: [(&str, &str); 18] = [
         ("mode=exit", "trap"),
         ("mode=matmul_bomb", "out_of_memory"),
         ("mode=matmul_heavy", "out_of_fuel"),
@@ -224,14 +224,15 @@ fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
         ("mode=memory_bomb", "out_of_memory"),
         ("mode=stack_overflow", "stack_overflow"),
         ("mode=shadow_stack", "stack_overflow"),
-        ("mode=error", "router_error"),
+        ("mode=error", "fit_error"),
+        ("mode=error,variant=other", "router_error"),
         ("mode=nan", "invalid_output"),
         ("mode=wrong_shape", "invalid_output"),
         ("mode=unnormalised", "invalid_output"),
         ("mode=huge_output", "invalid_output"),
         ("mode=loop,stage=route", "out_of_fuel"),
         ("mode=chatty,lines=5000", "ok"),
-        ("mode=error,stage=route", "router_error"),
+        ("mode=error,stage=route,variant=route", "route_error"),
     ];
     let specs: Vec<String> = cases.iter().map(|(p, _)| hostile(p)).collect();
     let mut args = vec![

@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use routereval_engine::embedded;
-use routereval_engine::native::{Isolation, NativePlugin};
-use routereval_engine::routers::{Contender, Registry};
-use routereval_engine::run::{self, EvalResult, Selection};
-use routereval_engine::sandbox::SandboxPolicy;
+use routereval_engine::Registry;
+use routereval_engine::data::embedded;
+use routereval_engine::eval::contestant::{self, SharedContestant};
+use routereval_engine::eval::run::{self, EvalResult, Selection};
+use routereval_engine::plugin::native::{Isolation, NativeContestant, NativePlugin};
+use routereval_engine::plugin::policy::SandboxPolicy;
 use routereval_sdk::Params;
 use routereval_tests::{DIM, Largest, M, N_TEST, N_TRAIN, median, ms};
 
@@ -78,15 +79,23 @@ fn main() {
     let contenders = [
         (
             "built in",
-            Contender::parse("knn", 0, &registry).expect("knn"),
+            contestant::parse("knn", 0, &registry).expect("knn"),
         ),
         (
             "native, in-process",
-            Contender::native(Arc::new(in_process), params.clone(), 0),
+            Arc::new(NativeContestant::new(
+                Arc::new(in_process),
+                params.clone(),
+                0,
+            )) as SharedContestant,
         ),
         (
             "native, isolated",
-            Contender::native(Arc::new(load(&lib, Isolation::Process)), params.clone(), 0),
+            Arc::new(NativeContestant::new(
+                Arc::new(load(&lib, Isolation::Process)),
+                params.clone(),
+                0,
+            )) as SharedContestant,
         ),
     ];
     let pool = rayon::ThreadPoolBuilder::new()
@@ -102,14 +111,14 @@ fn main() {
         let mut times = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
-            let rs = pool.install(|| run::execute(&registry, &datasets, cs, &tasks, &|_| {}));
+            let rs = pool.install(|| run::execute(&datasets, cs, &tasks, &|_| {}));
             times.push(t.elapsed());
             assert!(rs.iter().all(EvalResult::is_ok), "{label}: {rs:?}");
             match &reference {
                 None => reference = Some(rs),
                 Some(want) => {
                     for (a, b) in want.iter().zip(&rs) {
-                        assert_eq!(a.metrics, b.metrics, "{label} differs from built in");
+                        assert_eq!(a.outcome, b.outcome, "{label} differs from built in");
                     }
                 }
             }
@@ -140,9 +149,9 @@ fn main() {
         let times: Vec<Duration> = (0..big_reps)
             .map(|_| {
                 let t = Instant::now();
-                let (routing, _) = plugin.evaluate(&params, &train, &val, &test);
+                let attempt = plugin.evaluate(&params, &train, &val, &test);
                 let d = t.elapsed();
-                assert!(routing.is_ok(), "{routing:?}");
+                assert!(attempt.answer.is_ok(), "{:?}", attempt.answer);
                 d
             })
             .collect();

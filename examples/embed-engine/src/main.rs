@@ -9,8 +9,8 @@
 
 use std::process::ExitCode;
 
+use routereval_engine::Registry;
 use routereval_engine::cli::main_with;
-use routereval_engine::routers::Registry;
 use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split, argmax};
 
 /// Always the candidate best on the validation split.

@@ -1,7 +1,7 @@
 //! The example runs as its docs say: its own router next to the built-in ones, with the numbers
 //! the router's rule gives (checked by brute force on the embedded data).
 
-use routereval_engine::embedded::default_dataset;
+use routereval_engine::data::embedded::default_dataset;
 
 #[test]
 fn best_on_val_runs_next_to_the_builtins_with_its_rules_numbers() {

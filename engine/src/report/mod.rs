@@ -1,14 +1,13 @@
 //! Rendering results: a paper-style table, and JSON.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{Value as Json, json};
 
 use crate::data::Difficulty;
-use crate::metrics::{self, Metrics};
-use crate::run::EvalResult;
+use crate::eval::metrics::{self, Metrics};
+use crate::eval::run::EvalResult;
 
 /// The JSON document of a run: `{"engine": ..., "seed": ..., "results": [...]}`, one result per
 /// evaluation, in plan order.
@@ -16,7 +15,7 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
     let rows: Vec<Json> = results
         .iter()
         .map(|r| {
-            let m = r.metrics.as_ref();
+            let m = r.metrics();
             json!({
                 "router": r.router,
                 "kind": r.kind,
@@ -30,7 +29,7 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
                 "vb": m.and_then(|m| m.vb),
                 "ep": m.map(|m| m.ep),
                 "status": if r.is_ok() { "ok" } else { "failed" },
-                "error": r.error,
+                "error": r.error(),
                 "seconds": r.seconds,
                 "fuel": r.fuel,
                 "log": r.log,
@@ -42,41 +41,6 @@ pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
         "seed": seed,
         "results": rows,
     })
-}
-
-/// Whether `c` would change how a terminal shows what follows: control characters (C0, DEL,
-/// C1: escape sequences, carriage returns, newlines that forge rows) and the invisible marks
-/// that reorder bidirectional text.
-fn is_terminal_control(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `s` as it may be shown on a terminal: every control character (C0, DEL, C1: escape
-/// sequences, carriage returns, newlines that forge rows) and every invisible mark that reorders
-/// bidirectional text written as `\u{..}`, everything else unchanged. For text a plugin or a
-/// file supplies (router names, error messages, log lines, model names): a router must not be
-/// able to repaint the screen or forge a row of the table. JSON output keeps the exact text
-/// (JSON escapes it).
-pub fn terminal_safe(s: &str) -> Cow<'_, str> {
-    terminal_safe_keeping(s, false)
-}
-
-/// [`terminal_safe`], keeping newlines when `newlines` (for multi-line messages).
-pub fn terminal_safe_keeping(s: &str, newlines: bool) -> Cow<'_, str> {
-    let escape = |c: char| is_terminal_control(c) && !(newlines && c == '\n');
-    if !s.chars().any(escape) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if escape(c) {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
 }
 
 fn fmt(x: Option<f64>) -> String {
@@ -92,13 +56,14 @@ pub fn to_table(results: &[EvalResult]) -> String {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            r.router = terminal_safe(&r.router).into_owned();
-            r.benchmark = terminal_safe(&r.benchmark).into_owned();
-            r.group = terminal_safe(&r.group).into_owned();
-            if let Some(e) = &mut r.error {
+            r.router = crate::util::terminal_safe(&r.router).into_owned();
+            r.benchmark = crate::util::terminal_safe(&r.benchmark).into_owned();
+            r.group = crate::util::terminal_safe(&r.group).into_owned();
+            if let Err(e) = &mut r.outcome {
                 // Multi-line messages (backtraces, a program's stderr) keep their lines,
                 // indented under their failure so none can pass for a row of the table.
-                e.message = terminal_safe_keeping(&e.message, true).replace('\n', "\n      ");
+                e.message =
+                    crate::util::terminal_safe_keeping(&e.message, true).replace('\n', "\n      ");
             }
             r
         })
@@ -121,7 +86,7 @@ pub fn to_table(results: &[EvalResult]) -> String {
         let mut self_reported: Vec<&str> = Vec::new();
         for r in &rs {
             if !rows.iter().any(|(n, _)| *n == r.router) {
-                rows.push((&r.router, r.is_bound));
+                rows.push((&r.router, r.is_bound()));
             }
             if r.self_reported && !self_reported.contains(&r.router.as_str()) {
                 self_reported.push(&r.router);
@@ -138,7 +103,7 @@ pub fn to_table(results: &[EvalResult]) -> String {
         }
         let no_ref = rs
             .iter()
-            .all(|r| r.metrics.as_ref().is_none_or(|m| m.vr.is_none()));
+            .all(|r| r.metrics().is_none_or(|m| m.vr.is_none()));
         let _ = writeln!(
             out,
             "{bench}{}",
@@ -191,7 +156,8 @@ pub fn to_table(results: &[EvalResult]) -> String {
                 } else if cell.iter().any(|r| !r.is_ok()) {
                     let _ = write!(line, " | {:>cell_w$}", "failed");
                 } else {
-                    let ms: Vec<Metrics> = cell.iter().filter_map(|r| r.metrics).collect();
+                    let ms: Vec<Metrics> =
+                        cell.iter().filter_map(|r| r.metrics().copied()).collect();
                     let a = metrics::mean(&ms).expect("non-empty cell");
                     let _ = write!(
                         line,
@@ -221,7 +187,7 @@ pub fn to_table(results: &[EvalResult]) -> String {
         if !failures.is_empty() {
             let _ = writeln!(out, "failed evaluations:");
             for r in failures {
-                if let Some(e) = &r.error {
+                if let Some(e) = r.error() {
                     let _ = writeln!(out, "  [{}] {}", e.kind, e.message);
                 }
             }

@@ -10,7 +10,7 @@
 //! deterministic: no preopened directories, no sockets, no name lookup, no environment or
 //! arguments, frozen clocks, seeded random bytes, standard streams into the capped log.
 //!
-//! Every way a plugin can fail becomes one [`EvalError`] kind of that evaluation alone:
+//! Every way a plugin can fail becomes one [`Failure`] kind of that evaluation alone:
 //! `out_of_fuel`, `timeout`, `out_of_memory`, `stack_overflow`, `trap` (with the panic message
 //! when the SDK's panic hook sent one), `abi_mismatch`, `missing_export`, `invalid_output`,
 //! `router_error`. A file that is not a component, or does not compile, is an error of the
@@ -36,8 +36,19 @@ use wasmtime::{Config, Engine, OptLevel, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::run::EvalError;
-use crate::sandbox::SandboxPolicy;
+use crate::eval::contestant::{Contestant, ContestantKind, Job, row_label};
+use crate::eval::outcome::{Answer, Attempt};
+use crate::failure::{Failure, FailureKind};
+use crate::plugin::policy::SandboxPolicy;
+
+mod classify;
+mod kernels;
+mod store;
+
+use classify::{classify, router_error_from_wit};
+use kernels::link_host;
+pub use kernels::{HOST_CALL_FUEL, MATMUL_MACS_PER_FUEL, host_kernel_fuel};
+use store::{Refusal, State, deadline_after, freeze_timers};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -269,7 +280,7 @@ pub struct WasmPlugin {
     name: String,
     sdk_version: Option<String>,
     from_cache: bool,
-    ready: std::result::Result<bindings::PluginPre<State>, EvalError>,
+    ready: std::result::Result<bindings::PluginPre<State>, Failure>,
 }
 
 impl fmt::Debug for WasmPlugin {
@@ -308,11 +319,8 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn unusable(kind: &str, message: String) -> EvalError {
-    EvalError {
-        kind: kind.into(),
-        message,
-    }
+fn unusable(kind: FailureKind, message: String) -> Failure {
+    Failure::new(kind, message)
 }
 
 impl WasmPlugin {
@@ -340,7 +348,7 @@ impl WasmPlugin {
             name: stem,
             sdk_version: None,
             from_cache,
-            ready: Err(unusable("abi_mismatch", String::new())),
+            ready: Err(unusable(FailureKind::AbiMismatch, String::new())),
         };
         plugin.ready = plugin.link(&component);
         if plugin.ready.is_ok()
@@ -355,7 +363,7 @@ impl WasmPlugin {
     fn link(
         &self,
         component: &Component,
-    ) -> std::result::Result<bindings::PluginPre<State>, EvalError> {
+    ) -> std::result::Result<bindings::PluginPre<State>, Failure> {
         let engine = &self.host.engine;
         let p = self.path.display();
         let ty = component.component_type();
@@ -364,7 +372,7 @@ impl WasmPlugin {
             if let Some(other) = exports.iter().find(|n| n.starts_with(ROUTER_EXPORT_PREFIX)) {
                 let theirs = other.trim_start_matches(ROUTER_EXPORT_PREFIX);
                 return Err(unusable(
-                    "abi_mismatch",
+                    FailureKind::AbiMismatch,
                     format!(
                         "plugin `{p}` implements routereval:router@{theirs}, this engine implements \
                          {ABI}; rebuild the plugin against routereval-sdk {} (or an engine that \
@@ -379,7 +387,7 @@ impl WasmPlugin {
                 exports.join(", ")
             };
             return Err(unusable(
-                "missing_export",
+                FailureKind::MissingExport,
                 format!(
                     "plugin `{p}` does not export `{ROUTER_EXPORT}` (it exports {list}); a Rust \
                      router gets it from `routereval_sdk::export_router!(MyRouter)`"
@@ -391,7 +399,7 @@ impl WasmPlugin {
                 && v != "1.0.0"
             {
                 return Err(unusable(
-                    "abi_mismatch",
+                    FailureKind::AbiMismatch,
                     format!(
                         "plugin `{p}` imports routereval:router/host@{v}, this engine implements \
                          {ABI}"
@@ -401,7 +409,7 @@ impl WasmPlugin {
         }
         let pre = self.host.linker.instantiate_pre(component).map_err(|e| {
             unusable(
-                "abi_mismatch",
+                FailureKind::AbiMismatch,
                 format!(
                     "plugin `{p}` needs an import this engine does not provide ({ABI} and WASI \
                      0.2): {e:#}"
@@ -411,9 +419,9 @@ impl WasmPlugin {
         bindings::PluginPre::new(pre).map_err(|e| {
             let text = format!("{e:#}");
             let kind = if text.contains("type mismatch") || text.contains("expected") {
-                "abi_mismatch"
+                FailureKind::AbiMismatch
             } else {
-                "missing_export"
+                FailureKind::MissingExport
             };
             unusable(
                 kind,
@@ -423,13 +431,13 @@ impl WasmPlugin {
     }
 
     /// Calls `info` once, in a store with a small budget, for the plugin's name.
-    fn ask_info(&mut self) -> std::result::Result<(), EvalError> {
+    fn ask_info(&mut self) -> std::result::Result<(), Failure> {
         let Ok(pre) = &self.ready else {
             return Ok(());
         };
         let mut run = Instance::start(&self.host, 0, pre, Some(INFO_BUDGET))?;
         let info = run.call(INFO_STAGE, |p, s| p.routereval_router_router().call_info(s))?;
-        if let Some(name) = crate::routers::reported_name(&info.name) {
+        if let Some(name) = crate::eval::contestant::reported_name(&info.name) {
             self.name = name;
         }
         self.sdk_version = Some(info.sdk_version.chars().take(64).collect());
@@ -462,7 +470,7 @@ impl WasmPlugin {
     }
 
     /// Why every evaluation of this plugin fails, when it cannot be used.
-    pub fn unusable(&self) -> Option<&EvalError> {
+    pub fn unusable(&self) -> Option<&Failure> {
         self.ready.as_ref().err()
     }
 
@@ -474,20 +482,20 @@ impl WasmPlugin {
         train: &Split<'_>,
         val: &Split<'_>,
         test: &Queries<'_>,
-    ) -> Outcome {
+    ) -> Attempt {
         let mut session = match self.start(params) {
             Ok(s) => s,
             Err((error, fuel, log)) => {
-                return Outcome {
-                    routing: Err(error),
+                return Attempt {
+                    answer: Err(error),
                     fuel,
                     log,
                 };
             }
         };
         let routing = session.fit(train, val).and_then(|()| session.route(test));
-        Outcome {
-            routing,
+        Attempt {
+            answer: routing.map(Answer::Routing),
             fuel: Some(session.fuel_used()),
             log: session.log(),
         }
@@ -502,7 +510,7 @@ impl WasmPlugin {
     pub fn start(
         &self,
         params: &Params,
-    ) -> std::result::Result<Session<'_>, (EvalError, Option<u64>, String)> {
+    ) -> std::result::Result<Session<'_>, (Failure, Option<u64>, String)> {
         let pre = self
             .ready
             .as_ref()
@@ -550,11 +558,7 @@ impl Session<'_> {
     ///
     /// # Errors
     /// The typed failure.
-    pub fn fit(
-        &mut self,
-        train: &Split<'_>,
-        val: &Split<'_>,
-    ) -> std::result::Result<(), EvalError> {
+    pub fn fit(&mut self, train: &Split<'_>, val: &Split<'_>) -> std::result::Result<(), Failure> {
         let (train, val) = (split_to_wit(train), split_to_wit(val));
         self.inst.call_router("fit", |p, s| {
             p.routereval_router_router().call_fit(s, &train, &val)
@@ -566,7 +570,7 @@ impl Session<'_> {
     ///
     /// # Errors
     /// The typed failure.
-    pub fn route(&mut self, test: &Queries<'_>) -> std::result::Result<Routing, EvalError> {
+    pub fn route(&mut self, test: &Queries<'_>) -> std::result::Result<Routing, Failure> {
         let queries = wit::Queries {
             embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
             prompts: test.prompts().iter().map(str::to_string).collect(),
@@ -588,15 +592,57 @@ impl Session<'_> {
     }
 }
 
-/// What one evaluation of a plugin produced.
+/// A WebAssembly plugin with its parameters: one row of the results.
 #[derive(Debug)]
-pub struct Outcome {
-    /// The routing, or the typed failure.
-    pub routing: std::result::Result<Routing, EvalError>,
-    /// Fuel consumed (`create` + `fit` + `route`), when the plugin ran.
-    pub fuel: Option<u64>,
-    /// What the plugin logged (capped).
-    pub log: String,
+pub struct WasmContestant {
+    plugin: Arc<WasmPlugin>,
+    params: Params,
+    label: String,
+}
+
+impl WasmContestant {
+    /// The plugin with `params`, in a run whose seed is `run_seed` (labelled `name@wasm`, with
+    /// its parameters as [`row_label`] shows them).
+    pub fn new(plugin: Arc<WasmPlugin>, params: Params, run_seed: u64) -> WasmContestant {
+        let label = row_label(&format!("{}@wasm", plugin.name()), &params, run_seed);
+        WasmContestant {
+            plugin,
+            params,
+            label,
+        }
+    }
+
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &WasmPlugin {
+        &self.plugin
+    }
+}
+
+impl Contestant for WasmContestant {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn kind(&self) -> ContestantKind {
+        ContestantKind::Wasm
+    }
+
+    fn evaluate(&self, job: &Job<'_>) -> Attempt {
+        match job.views() {
+            Ok((train, val, test)) => self.plugin.evaluate(&self.params, &train, &val, &test),
+            Err(e) => Attempt::of(Err(Failure::from_router("prepare", &e))),
+        }
+    }
+
+    fn provenance(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "router": self.label,
+            "path": self.plugin.path(),
+            "sha256": self.plugin.sha256(),
+            "sdk_version": self.plugin.sdk_version(),
+            "abi": ABI,
+        }))
+    }
 }
 
 fn matrix_to_wit(rows: usize, cols: usize, data: &[f32]) -> wit::Matrix {
@@ -616,8 +662,9 @@ fn split_to_wit(s: &Split<'_>) -> wit::Split {
     }
 }
 
-fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing, EvalError> {
-    let invalid = |why: String| unusable("invalid_output", format!("invalid output: {why}"));
+fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing, Failure> {
+    let invalid =
+        |why: String| unusable(FailureKind::InvalidOutput, format!("invalid output: {why}"));
     let size = (r.belief.data.len() + r.choices.as_ref().map_or(0, Vec::len)) * 4;
     if size > cap {
         return Err(invalid(format!(
@@ -653,7 +700,7 @@ impl<'h> Instance<'h> {
         seed: u64,
         pre: &bindings::PluginPre<State>,
         budget: Option<(u64, f64)>,
-    ) -> std::result::Result<Self, EvalError> {
+    ) -> std::result::Result<Self, Failure> {
         let policy = &host.policy;
         let (fuel, secs) = budget.unwrap_or((policy.fuel, policy.timeout_secs));
         let mut state = State::new(policy, seed);
@@ -687,7 +734,7 @@ impl<'h> Instance<'h> {
         &mut self,
         stage: &str,
         f: impl FnOnce(&bindings::Plugin, &mut Store<State>) -> wasmtime::Result<T>,
-    ) -> std::result::Result<T, EvalError> {
+    ) -> std::result::Result<T, Failure> {
         f(&self.plugin, &mut self.store)
             .map_err(|e| classify(self.host, self.store.data(), stage, &e))
     }
@@ -701,24 +748,9 @@ impl<'h> Instance<'h> {
             &bindings::Plugin,
             &mut Store<State>,
         ) -> wasmtime::Result<std::result::Result<T, wit::RouterError>>,
-    ) -> std::result::Result<T, EvalError> {
-        self.call(stage, f)?.map_err(|e| {
-            let kind = match e.kind {
-                wit::ErrorKind::InvalidParams => "invalid parameters",
-                wit::ErrorKind::InvalidInput => "invalid input",
-                wit::ErrorKind::Fit => "fit failed",
-                wit::ErrorKind::Route => "route failed",
-                wit::ErrorKind::Panic => "router panicked",
-                wit::ErrorKind::Other => "router error",
-            };
-            unusable(
-                "router_error",
-                format!(
-                    "`{stage}` returned an error: {kind}: {}",
-                    clip(&e.message, 4096)
-                ),
-            )
-        })
+    ) -> std::result::Result<T, Failure> {
+        self.call(stage, f)?
+            .map_err(|e| Failure::from_router(stage, &router_error_from_wit(e)))
     }
 
     fn fuel_used(&self) -> u64 {
@@ -744,650 +776,10 @@ impl<'h> Instance<'h> {
     }
 }
 
-fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// Rust and C guests keep a "shadow" stack in linear memory, placed first and growing down from
-/// 1 MiB; overflowing it wraps the address below zero, so the access lands just under 4 GiB
-/// (plus the access's offset), far above any memory a 32-bit guest can have.
-const SHADOW_STACK_WRAP: u64 = 0xFFF0_0000;
-
-/// The faulting address of an out-of-bounds access, from wasmtime's message (wasmtime does not
-/// expose it as a value).
-fn fault_address(text: &str) -> Option<u64> {
-    const AT: &str = "memory fault at wasm address 0x";
-    let rest = &text[text.find(AT)? + AT.len()..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_hexdigit())
-        .unwrap_or(rest.len());
-    u64::from_str_radix(&rest[..end], 16).ok()
-}
-
-/// Collapses runs of identical backtrace frames (deep recursion) into one line and a count.
-fn squeeze_backtrace(text: &str) -> String {
-    let frame = |line: &str| -> Option<String> {
-        let (index, rest) = line.trim_start().split_once(':')?;
-        index.parse::<u32>().ok()?;
-        Some(rest.trim().to_string())
-    };
-    let mut out = String::new();
-    let mut last: Option<String> = None;
-    let mut repeats = 0usize;
-    for line in text.lines() {
-        let f = frame(line);
-        if f.is_some() && f == last {
-            repeats += 1;
-            continue;
-        }
-        if repeats > 0 {
-            out.push_str(&format!("      ... the frame above {repeats} more times\n"));
-            repeats = 0;
-        }
-        out.push_str(line);
-        out.push('\n');
-        last = f;
-    }
-    if repeats > 0 {
-        out.push_str(&format!("      ... the frame above {repeats} more times\n"));
-    }
-    out.trim_end().to_string()
-}
-
-/// Turns a wasmtime error from `stage` into the evaluation's typed failure.
-fn classify(host: &WasmHost, state: &State, stage: &str, e: &wasmtime::Error) -> EvalError {
-    let policy = &host.policy;
-    let (kind, message) = if let Some(refusal) = &state.limiter.refused {
-        let asked = match refusal {
-            Refusal::Linear(bytes) => {
-                format!("asked for {} MiB of linear memory", bytes.div_ceil(1 << 20))
-            }
-            Refusal::Host {
-                kernel,
-                host,
-                linear,
-            } => format!(
-                "asked the host's `{kernel}` for {} MiB (its copies of the inputs, the result \
-                 and working memory) on top of {} MiB of linear memory",
-                host.div_ceil(1 << 20),
-                linear.div_ceil(1 << 20)
-            ),
-        };
-        (
-            "out_of_memory",
-            format!(
-                "`{stage}` {asked}, over the sandbox's cap of {} MiB (raise it with \
-                 --memory-limit)",
-                policy.memory_mib
-            ),
-        )
-    } else {
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => (
-                "out_of_fuel",
-                format!(
-                    "`{stage}` used up the fuel budget of {} ({})",
-                    state.fuel_budget,
-                    if stage == INFO_STAGE {
-                        "the fixed budget a plugin has to say its name, whatever --fuel says"
-                    } else {
-                        "raise it with --fuel"
-                    }
-                ),
-            ),
-            Some(Trap::Interrupt) => (
-                "timeout",
-                format!(
-                    "`{stage}` was stopped at the {} s deadline ({})",
-                    state.timeout_secs,
-                    if stage == INFO_STAGE {
-                        "the fixed deadline a plugin has to say its name, whatever --timeout says"
-                    } else {
-                        "raise it with --timeout"
-                    }
-                ),
-            ),
-            Some(Trap::StackOverflow) => (
-                "stack_overflow",
-                format!(
-                    "`{stage}` overflowed the sandbox's {} KiB stack (raise it with --stack-limit)",
-                    policy.stack_kib
-                ),
-            ),
-            _ if format!("{e:#}").contains("fuel allocated for hostcalls") => (
-                "out_of_memory",
-                format!(
-                    "`{stage}` passed the host more data in one call than the sandbox's memory cap \
-                     of {} MiB",
-                    policy.memory_mib
-                ),
-            ),
-            Some(Trap::MemoryOutOfBounds)
-                if fault_address(&format!("{e:#}")).is_some_and(|a| a >= SHADOW_STACK_WRAP) =>
-            {
-                (
-                    "stack_overflow",
-                    format!(
-                        "`{stage}` overflowed its shadow stack (the stack a Rust or C guest keeps \
-                         in linear memory, 1 MiB by default: build with \
-                         `-C link-arg=-zstack-size=<bytes>` for more)"
-                    ),
-                )
-            }
-            _ => match (&state.panic, e.downcast_ref::<wasmtime_wasi::I32Exit>()) {
-                (Some(p), _) => ("panic", format!("`{stage}` panicked: {}", clip(p, 4096))),
-                (None, Some(code)) => (
-                    "trap",
-                    format!(
-                        "`{stage}` called exit({}): a router must return, not exit",
-                        code.0
-                    ),
-                ),
-                (None, None) => (
-                    "trap",
-                    format!(
-                        "`{stage}` trapped: {}",
-                        clip(&squeeze_backtrace(&format!("{e:#}")), 4096)
-                    ),
-                ),
-            },
-        }
-    };
-    unusable(kind, message)
-}
-
-/// The store's data: WASI state, limits, the log and the panic message.
-struct State {
-    host_kernels: bool,
-    /// The fuel this instance was given (0: no limit), for messages.
-    fuel_budget: u64,
-    /// Its deadline in seconds, for messages.
-    timeout_secs: f64,
-    /// When its deadline passes (host code checks it; the epoch stops WebAssembly code).
-    deadline: std::time::Instant,
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    log: Arc<Mutex<LogBuf>>,
-    panic: Option<String>,
-}
-
-impl State {
-    fn new(policy: &SandboxPolicy, seed: u64) -> State {
-        let log = Arc::new(Mutex::new(LogBuf {
-            text: String::new(),
-            cap: policy.max_log_bytes(),
-            dropped: 0,
-        }));
-        // Random bytes, for the guest's hash-map seeds and the like: a fixed function of the
-        // run's seed, so a rerun sees the same bytes.
-        let mut rng = routereval_sdk::Rng::new(seed ^ 0x005e_ed0f_5a4d_b0c5);
-        let bytes: Vec<u8> = (0..4096)
-            .flat_map(|_| rng.next_u64().to_le_bytes())
-            .collect();
-        let wasi = WasiCtxBuilder::new()
-            .stdout(CappedLog(log.clone()))
-            .stderr(CappedLog(log.clone()))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
-            .secure_random(wasmtime_wasi::Deterministic::new(bytes.clone()))
-            .insecure_random(wasmtime_wasi::Deterministic::new(bytes))
-            .insecure_random_seed(u128::from(seed))
-            .build();
-        State {
-            host_kernels: policy.host_kernels,
-            fuel_budget: policy.fuel,
-            timeout_secs: policy.timeout_secs,
-            deadline: deadline_after(policy.timeout_secs),
-            wasi,
-            table: ResourceTable::new(),
-            limiter: Limiter {
-                cap: policy.memory_bytes(),
-                linear: 0,
-                refused: None,
-            },
-            log,
-            panic: None,
-        }
-    }
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// `secs` from now; a deadline too far to represent is a century away.
-fn deadline_after(secs: f64) -> std::time::Instant {
-    let now = std::time::Instant::now();
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .and_then(|d| now.checked_add(d))
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
-}
-
-/// Fuel charged by the host kernels (`matmul-abt`, `top-k-dot`): one unit per this many
-/// multiply-adds of the product.
-pub const MATMUL_MACS_PER_FUEL: u64 = 8;
-
-/// Defines `routereval:router/host`. Written with `func_wrap` rather than generated: the
-/// matrix kernels need the store (to charge fuel), which wasmtime's generated host traits only
-/// give with its async component model.
-fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    let mut host = linker.instance("routereval:router/host@1.0.0")?;
-    host.func_wrap(
-        "log",
-        |cx: StoreContextMut<'_, State>, (level, message): (Level, String)| {
-            let level = match level {
-                Level::Error => "error",
-                Level::Warn => "warn",
-                Level::Info => "info",
-                Level::Debug => "debug",
-            };
-            let mut buf = cx.data().log.lock().unwrap_or_else(|e| e.into_inner());
-            buf.push(&format!("[{level}] {message}\n"));
-            Ok(())
-        },
-    )?;
-    host.func_wrap(
-        "panicking",
-        |mut cx: StoreContextMut<'_, State>, (message,): (String,)| {
-            cx.data_mut().panic = Some(clip(&message, 4096).to_string());
-            Ok(())
-        },
-    )?;
-    host.func_wrap("matmul-abt", host_matmul)?;
-    host.func_wrap("top-k-dot", host_top_k_dot)?;
-    Ok(())
-}
-
-/// The fuel every host-kernel call costs before any work: a call that computes nothing still
-/// costs its crossing, so a plugin cannot make millions of free calls.
-pub const HOST_CALL_FUEL: u64 = 10_000;
-
-/// About how much work one block of a host kernel does between deadline checks, in
-/// multiply-adds (a candidate scanned for the top k counts as [`SCAN_WORK`]): a fraction of a
-/// second. The epoch cannot interrupt host code, so the host checks the deadline itself.
-const BLOCK_WORK: u64 = 1 << 33;
-
-/// The work of scanning one candidate score for the top k, in multiply-adds of about the same
-/// time (a blocked product does tens of multiply-adds per cycle).
-const SCAN_WORK: u64 = 16;
-
-/// The most working memory one block of a host kernel allocates beyond its result (top-k keeps
-/// one row of scores per query of the block); less when the plugin's memory cap leaves less.
-const BLOCK_SCRATCH: u64 = 64 << 20;
-
-/// The fuel of a host kernel over `a` (`n x d`) and `b` (`p x d`): a floor per call, one unit
-/// per element of each input and of the `n x p` scores, and one per
-/// [`MATMUL_MACS_PER_FUEL`] multiply-adds. Every dimension counts, so a product with `d = 0`
-/// (nothing to multiply, `n x p` still to fill or scan) is not free.
-pub fn host_kernel_fuel(n: u32, d: u32, p: u32) -> u64 {
-    let (n, d, p) = (u128::from(n), u128::from(d), u128::from(p));
-    let cost = u128::from(HOST_CALL_FUEL)
-        + n * d
-        + p * d
-        + n * p
-        + (n * d * p).div_ceil(u128::from(MATMUL_MACS_PER_FUEL));
-    u64::try_from(cost).unwrap_or(u64::MAX)
-}
-
-/// The checks every host kernel makes before computing: whether the policy lets the host
-/// compute at all (`None`: the kernel answers `none`), the shapes of `a` (`n x d`) and `b`
-/// (`p x d`), the deadline, the memory (the inputs the host copied, a result of `out_values`
-/// 4-byte values and `scratch_per_row` bytes per row of a block, on top of the plugin's linear
-/// memory, within the memory cap) and the fuel ([`host_kernel_fuel`]), which it charges.
-/// Returns the rows per block.
-fn admit(
-    cx: &mut StoreContextMut<'_, State>,
-    kernel: &str,
-    (a, b): (&[f32], &[f32]),
-    (n, d, p): (u32, u32, u32),
-    out_values: u64,
-    scratch_per_row: u64,
-) -> wasmtime::Result<Option<usize>> {
-    if !cx.data().host_kernels {
-        return Ok(None);
-    }
-    let (n64, d64, p64) = (u64::from(n), u64::from(d), u64::from(p));
-    if a.len() as u64 != n64 * d64 || b.len() as u64 != p64 * d64 {
-        return Err(wasmtime::format_err!(
-            "{kernel}: a has {} values and b {}, expected {n} x {d} and {p} x {d}",
-            a.len(),
-            b.len()
-        ));
-    }
-    if std::time::Instant::now() > cx.data().deadline {
-        return Err(wasmtime::Error::from(Trap::Interrupt));
-    }
-    // Rows per block: about BLOCK_WORK of work, at most BLOCK_SCRATCH of working memory, and at
-    // least one row.
-    let per_row = d64
-        .saturating_mul(p64)
-        .saturating_add(SCAN_WORK.saturating_mul(p64))
-        .max(1);
-    let mut rows = (BLOCK_WORK / per_row).clamp(1, n64.max(1));
-    // The inputs the host copied and the result, then as many rows of working memory as the cap
-    // leaves room for (up to BLOCK_SCRATCH), at least one.
-    let fixed = (a.len() as u64 + b.len() as u64)
-        .saturating_add(out_values)
-        .saturating_mul(4);
-    let state = cx.data_mut();
-    let (cap, linear) = (state.limiter.cap as u64, state.limiter.linear as u64);
-    let room = cap.saturating_sub(linear).saturating_sub(fixed);
-    if let Some(fit) = room.min(BLOCK_SCRATCH).checked_div(scratch_per_row) {
-        rows = rows.min(fit.max(1));
-    }
-    let host_bytes = fixed.saturating_add(rows.saturating_mul(scratch_per_row));
-    if host_bytes.saturating_add(linear) > cap {
-        state.limiter.refused = Some(Refusal::Host {
-            kernel: kernel.to_string(),
-            host: host_bytes,
-            linear,
-        });
-        return Err(wasmtime::format_err!(
-            "{kernel}: {host_bytes} bytes of host memory are over the memory cap"
-        ));
-    }
-    // Paid for only when it can run: a call refused for its memory costs no fuel.
-    let cost = host_kernel_fuel(n, d, p);
-    let left = cx.get_fuel()?;
-    if cost > left {
-        cx.set_fuel(0)?;
-        return Err(wasmtime::Error::from(Trap::OutOfFuel));
-    }
-    cx.set_fuel(left - cost)?;
-    Ok(Some(usize::try_from(rows).unwrap_or(usize::MAX)))
-}
-
-/// Runs `f` over blocks of `rows` rows `start..end` of `n`, checking the deadline before each.
-fn in_row_blocks(
-    deadline: std::time::Instant,
-    n: usize,
-    rows: usize,
-    mut f: impl FnMut(usize, usize),
-) -> wasmtime::Result<()> {
-    for start in (0..n).step_by(rows.max(1)) {
-        if std::time::Instant::now() > deadline {
-            return Err(wasmtime::Error::from(Trap::Interrupt));
-        }
-        f(start, (start + rows).min(n));
-    }
-    Ok(())
-}
-
-/// `matmul-abt`: `a · bᵀ` natively, with the SDK's kernel (the one built-in routers use).
-#[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
-fn host_matmul(
-    mut cx: StoreContextMut<'_, State>,
-    (a, b, n, k, p): (Vec<f32>, Vec<f32>, u32, u32, u32),
-) -> wasmtime::Result<(Option<Vec<f32>>,)> {
-    let out_values = u64::from(n) * u64::from(p);
-    // The product's packing buffers (matrixmultiply's, a few MiB whatever the shapes) are not
-    // counted.
-    let Some(rows) = admit(&mut cx, "matmul-abt", (&a, &b), (n, k, p), out_values, 0)? else {
-        return Ok((None,));
-    };
-    let (n, k, p) = (n as usize, k as usize, p as usize);
-    let mut out = vec![0.0f32; n * p];
-    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        routereval_sdk::matmul_abt(
-            &a[start * k..end * k],
-            &b,
-            end - start,
-            k,
-            p,
-            &mut out[start * p..end * p],
-        );
-    })?;
-    Ok((Some(out),))
-}
-
-/// `top-k-dot`: nearest neighbours by dot product natively, with the SDK's code.
-#[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
-fn host_top_k_dot(
-    mut cx: StoreContextMut<'_, State>,
-    (a, b, n, d, p, k): (Vec<f32>, Vec<f32>, u32, u32, u32, u32),
-) -> wasmtime::Result<(Option<Vec<u32>>,)> {
-    let per_row = k.min(p);
-    // Per query row of a block: its scores (4 bytes per candidate) and its selection (the
-    // SDK's top-k keeps (score, index) pairs and returns indices).
-    let scratch = 4 * u64::from(p) + 28 * u64::from(per_row) + 16;
-    let out_values = u64::from(n) * u64::from(per_row);
-    let Some(rows) = admit(
-        &mut cx,
-        "top-k-dot",
-        (&a, &b),
-        (n, d, p),
-        out_values,
-        scratch,
-    )?
-    else {
-        return Ok((None,));
-    };
-    let (n, d, p, per_row) = (n as usize, d as usize, p as usize, per_row as usize);
-    let mut found = Vec::with_capacity(n * per_row);
-    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        found.extend(routereval_sdk::top_k_dot_local(
-            &a[start * d..end * d],
-            &b,
-            end - start,
-            d,
-            p,
-            per_row,
-        ));
-    })?;
-    Ok((Some(found),))
-}
-
-/// What the memory cap refused, for the message.
-#[derive(Debug)]
-enum Refusal {
-    /// Linear memory growing to this many bytes (all the plugin's memories together).
-    Linear(usize),
-    /// A host kernel asking for `host` bytes of host memory with `linear` bytes in use.
-    Host {
-        kernel: String,
-        host: u64,
-        linear: u64,
-    },
-}
-
-/// The memory cap, for all the plugin's linear memories together and what the host allocates
-/// for it (see [`admit`]). The limit is not a wasmtime `Trap`: the limiter records that it
-/// refused, so the failure is reported as `out_of_memory` however the guest reacts.
-struct Limiter {
-    cap: usize,
-    /// The bytes of linear memory the plugin has, over all its memories.
-    linear: usize,
-    refused: Option<Refusal>,
-}
-
-impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = self.linear.saturating_sub(current).saturating_add(desired);
-        if total > self.cap {
-            self.refused = Some(Refusal::Linear(total));
-            return Err(wasmtime::format_err!(
-                "linear memory of {total} bytes is over the sandbox's cap of {} bytes",
-                self.cap
-            ));
-        }
-        self.linear = total;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
-    }
-}
-
-/// The WASI interface whose timers [`freeze_timers`] replaces: the version `wasmtime-wasi`
-/// defines (a guest's import of any 0.2.x version resolves to it).
-const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
-
-/// Timers on the frozen clock: `subscribe-duration` and `subscribe-instant` give a pollable that
-/// is ready at once, so a guest's sleep returns immediately instead of holding the worker in
-/// real time (WASI's own timers sleep in host code, which neither the epoch nor the deadline can
-/// interrupt). The clock does not move, so a router that waits for time to pass waits in
-/// WebAssembly, where fuel and the deadline stop it.
-fn freeze_timers(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    fn ready(
-        mut cx: StoreContextMut<'_, State>,
-    ) -> wasmtime::Result<(Resource<wasmtime_wasi::p2::DynPollable>,)> {
-        let table = &mut cx.data_mut().table;
-        let timer = table.push(ReadyTimer)?;
-        Ok((wasmtime_wasi::p2::subscribe(table, timer)?,))
-    }
-    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |cx, (_,): (u64,)| ready(cx))?;
-    clock.func_wrap("subscribe-instant", |cx, (_,): (u64,)| ready(cx))?;
-    Ok(())
-}
-
-/// A timer of the frozen clock: always due.
-struct ReadyTimer;
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for ReadyTimer {
-    async fn ready(&mut self) {}
-}
-
-/// Clocks that never move: a router cannot time anything, so its results cannot depend on
-/// the machine's speed.
-struct FrozenClock;
-
-impl wasmtime_wasi::HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
-
-/// The evaluation's log, capped: what does not fit is counted, not kept.
-#[derive(Debug)]
-struct LogBuf {
-    text: String,
-    cap: usize,
-    dropped: usize,
-}
-
-impl LogBuf {
-    fn push(&mut self, s: &str) {
-        let room = self.cap.saturating_sub(self.text.len());
-        let kept = clip(s, room);
-        self.text.push_str(kept);
-        self.dropped += s.len() - kept.len();
-    }
-
-    fn push_bytes(&mut self, b: &[u8]) {
-        self.push(&String::from_utf8_lossy(b));
-    }
-}
-
-/// Standard output and error of the guest: into the capped log. Writes never fail (a chatty
-/// router is not a broken one); past the cap they are dropped.
-#[derive(Clone)]
-struct CappedLog(Arc<Mutex<LogBuf>>);
-
-impl CappedLog {
-    fn append(&self, b: &[u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_bytes(b);
-    }
-}
-
-impl wasmtime_wasi::cli::IsTerminal for CappedLog {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl wasmtime_wasi::cli::StdoutStream for CappedLog {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for CappedLog {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for CappedLog {
-    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.append(&bytes);
-        Ok(())
-    }
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(1 << 16)
-    }
-}
-
-impl tokio::io::AsyncWrite for CappedLog {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.append(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::classify::{SHADOW_STACK_WRAP, fault_address, squeeze_backtrace};
+    use super::store::LogBuf;
     use super::*;
 
     #[test]
@@ -1437,8 +829,8 @@ mod tests {
         let host = WasmHost::new(SandboxPolicy::default(), None).unwrap();
         let state = State::new(&host.policy, 0);
         for (trap, kind, flag) in [
-            (Trap::OutOfFuel, "out_of_fuel", "--fuel"),
-            (Trap::Interrupt, "timeout", "--timeout"),
+            (Trap::OutOfFuel, FailureKind::OutOfFuel, "--fuel"),
+            (Trap::Interrupt, FailureKind::Timeout, "--timeout"),
         ] {
             let e = classify(&host, &state, INFO_STAGE, &wasmtime::Error::from(trap));
             assert_eq!(e.kind, kind);

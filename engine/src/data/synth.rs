@@ -32,7 +32,7 @@
 //! a weak difficulty direction, and per-item noise. The prompts name the benchmark, the
 //! sub-benchmark and the topic.
 //!
-//! **Pools** are built by [`crate::build::build`], RouterEval's rules, and the files are
+//! **Pools** are built by [`crate::data::build::build`], RouterEval's rules, and the files are
 //! RouterEval's pickle layout, `DIR/<benchmark>_router_dataset.pkl`.
 //!
 //! **Determinism.** Every random quantity comes from its own stream, derived from the seed and
@@ -47,9 +47,9 @@ use rayon::prelude::*;
 use routereval_sdk::Rng;
 use serde::Serialize;
 
-use crate::build::{BuildOptions, Population, Skipped, build};
+use crate::data::build::{BuildOptions, Population, Skipped, build};
+use crate::data::load::PICKLE_SUFFIX;
 use crate::data::{Matrix, RouterDataset, TRUTHFULQA};
-use crate::dataset::PICKLE_SUFFIX;
 
 /// One benchmark of the suite.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -256,7 +256,7 @@ impl SynthOptions {
 /// A stream of its own for `tag`: the dataset builder's derivation, in a `synth/` namespace
 /// (the builder's tags are `split/...` and `strong_to_weak/...`).
 fn stream(seed: u64, tag: &str) -> Rng {
-    crate::build::stream(seed, &format!("synth/{tag}"))
+    crate::data::build::stream(seed, &format!("synth/{tag}"))
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -535,7 +535,7 @@ pub fn write_suite(
             let spec = specs[i];
             let (ds, skipped) = benchmark(spec, opts)?;
             let path = dir.join(format!("{}{PICKLE_SUFFIX}", spec.name));
-            crate::export::write_routereval_pickle(&ds, &path)?;
+            crate::data::export::write_routereval_pickle(&ds, &path)?;
             let w = Written {
                 benchmark: spec.name.to_string(),
                 bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),

@@ -1,6 +1,7 @@
 //! The data model: a router dataset is one benchmark's queries (split into train, validation and
 //! test) and its candidate pools.
 
+use crate::util::short_number;
 use std::fmt;
 
 /// A dense row-major matrix.
@@ -63,6 +64,50 @@ impl<T: Copy> Matrix<T> {
             data.extend(cols.iter().map(|&j| r[j]));
         }
         Matrix::new(self.rows, cols.len(), data)
+    }
+}
+
+/// The statistics of a score matrix that the metrics, the bounds, `inspect` and `build-dataset`
+/// all show, computed here once so that they agree to the last bit: sums in f64, row by row.
+impl<T: Copy + Into<f64>> Matrix<T> {
+    /// Each column's mean: a candidate's mean score.
+    pub fn column_means(&self) -> Vec<f64> {
+        let mut sums = vec![0.0; self.cols];
+        for i in 0..self.rows {
+            for (s, &v) in sums.iter_mut().zip(self.row(i)) {
+                *s += v.into();
+            }
+        }
+        sums.iter().map(|s| s / self.rows.max(1) as f64).collect()
+    }
+
+    /// The best column mean, `max_j mean_i S_ij` (the best single candidate), with its column;
+    /// the first on ties.
+    pub fn best_column(&self) -> (usize, f64) {
+        self.column_means()
+            .into_iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |best, (j, v)| {
+                if v > best.1 { (j, v) } else { best }
+            })
+    }
+
+    /// The mean over rows of each row's maximum, `mean_i max_j S_ij` (the oracle's score).
+    pub fn mean_row_max(&self) -> f64 {
+        (0..self.rows)
+            .map(|i| {
+                self.row(i)
+                    .iter()
+                    .map(|&v| v.into())
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .sum::<f64>()
+            / self.rows.max(1) as f64
+    }
+
+    /// The mean of every entry (the score of uniformly random routing).
+    pub fn mean(&self) -> f64 {
+        self.data.iter().map(|&v| v.into()).sum::<f64>() / self.data.len().max(1) as f64
     }
 }
 
@@ -294,15 +339,6 @@ fn first_outside_unit<T: Copy + Into<f64>>(xs: &[T]) -> Option<usize> {
         }
     }
     None
-}
-
-/// `v` for a message: `1e300`, not three hundred digits.
-pub fn short_number(v: f64) -> String {
-    if v.is_finite() && v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
-        format!("{v:e}")
-    } else {
-        v.to_string()
-    }
 }
 
 fn pool_order(p: &Pool) -> (Difficulty, usize, usize, String) {

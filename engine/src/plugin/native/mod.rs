@@ -1,6 +1,6 @@
 //! Native router plugins: dynamic libraries (`.so`, `.dylib`, `.dll`) that export the SDK's
 //! `abi_stable` root module (see `routereval_sdk::native`), run in the engine's process or, by
-//! default, each evaluation in a child process of the engine binary ([`crate::isolate`]).
+//! default, each evaluation in a child process of the engine binary ([`crate::plugin::native::isolate`]).
 //!
 //! A native plugin runs at full native speed, and with full native power: in-process it can do
 //! anything the engine can, and a crash in it (a segfault, an abort, `exit`) ends the engine.
@@ -14,8 +14,11 @@
 //! finds the SDK version compatible and every type's layout the expected one (else
 //! `abi_mismatch`, naming both versions).
 
+pub mod isolate;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use abi_stable::library::{LibraryError, lib_header_from_path};
 use abi_stable::std_types::{RResult, RSlice};
@@ -25,11 +28,11 @@ use routereval_sdk::native::{
     split_to_native,
 };
 use routereval_sdk::{Params, Queries, Routing, SDK_VERSION, Split};
-use sha2::{Digest, Sha256};
 
-use crate::isolate;
-use crate::run::EvalError;
-use crate::sandbox::SandboxPolicy;
+use crate::eval::contestant::{Contestant, ContestantKind, Job, row_label};
+use crate::eval::outcome::{Answer, Attempt};
+use crate::failure::{Failure, FailureKind};
+use crate::plugin::policy::SandboxPolicy;
 
 /// The native ABI this engine implements, as shown in results.
 pub const ABI: &str = concat!(
@@ -112,11 +115,8 @@ pub fn library_file_name(stem: &str) -> String {
     )
 }
 
-fn unusable(kind: &str, message: String) -> EvalError {
-    EvalError {
-        kind: kind.into(),
-        message,
-    }
+fn unusable(kind: FailureKind, message: String) -> Failure {
+    Failure::new(kind, message)
 }
 
 /// Why a library could not be used.
@@ -126,7 +126,7 @@ pub enum LoadError {
     /// input error.
     Fatal(String),
     /// Loadable, but not a compatible router plugin: every evaluation fails with this.
-    Unusable(EvalError),
+    Unusable(Failure),
 }
 
 /// Loads the library into this process and checks its root module. Runs the library's
@@ -138,7 +138,7 @@ pub fn open(path: &Path) -> std::result::Result<RouterModuleRef, LoadError> {
     let p = path.display();
     let header = lib_header_from_path(path).map_err(|e| match e {
         LibraryError::GetSymbolError { .. } => LoadError::Unusable(unusable(
-            "missing_export",
+            FailureKind::MissingExport,
             format!(
                 "plugin `{p}` is a library but exports no routereval root module; a Rust router \
                  gets it from `routereval_sdk::export_router!(MyRouter)` in a crate built as a \
@@ -156,7 +156,7 @@ pub fn open(path: &Path) -> std::result::Result<RouterModuleRef, LoadError> {
         .map_err(|e| LoadError::Unusable(describe(path, e)))
 }
 
-fn describe(path: &Path, e: LibraryError) -> EvalError {
+fn describe(path: &Path, e: LibraryError) -> Failure {
     let p = path.display();
     match e {
         LibraryError::IncompatibleVersionNumber {
@@ -164,7 +164,7 @@ fn describe(path: &Path, e: LibraryError) -> EvalError {
             actual_version,
             ..
         } => unusable(
-            "abi_mismatch",
+            FailureKind::AbiMismatch,
             format!(
                 "plugin `{p}` was built against routereval-sdk {actual_version}; this engine \
                  loads native plugins of routereval-sdk {expected_version} (the same major \
@@ -173,7 +173,7 @@ fn describe(path: &Path, e: LibraryError) -> EvalError {
             ),
         ),
         LibraryError::AbiInstability(err) => unusable(
-            "abi_mismatch",
+            FailureKind::AbiMismatch,
             format!(
                 "plugin `{p}` claims a compatible routereval-sdk version but its types have \
                  another layout than this engine's (routereval-sdk {SDK_VERSION}); rebuild it \
@@ -182,14 +182,14 @@ fn describe(path: &Path, e: LibraryError) -> EvalError {
             ),
         ),
         LibraryError::RootModule { err, .. } => unusable(
-            "router_error",
+            FailureKind::RouterError,
             format!(
                 "plugin `{p}`: building its root module failed: {}",
                 clip(&err.to_string(), 2000)
             ),
         ),
         other => unusable(
-            "abi_mismatch",
+            FailureKind::AbiMismatch,
             format!(
                 "plugin `{p}` is not a compatible routereval native plugin: {}",
                 clip(&other.to_string(), 2000)
@@ -212,27 +212,14 @@ fn clip(s: &str, max: usize) -> &str {
 
 /// The name and SDK version a root module reports (the name sanitised as for WASM plugins).
 pub fn module_info(module: RouterModuleRef) -> (Option<String>, String) {
-    let name = crate::routers::reported_name(module.name().as_str());
+    let name = crate::eval::contestant::reported_name(module.name().as_str());
     let sdk: String = module.sdk_version().as_str().chars().take(64).collect();
     (name, sdk)
 }
 
-fn router_failure(stage: &str, e: &NativeError) -> EvalError {
-    let err = e.to_error();
-    let kind = if err.kind() == "panic" {
-        "panic"
-    } else {
-        "router_error"
-    };
-    let message = if kind == "panic" {
-        format!("`{stage}` panicked: {}", clip(err.message(), 4096))
-    } else {
-        format!(
-            "`{stage}` returned an error: {}",
-            clip(&err.to_string(), 4096)
-        )
-    };
-    unusable(kind, message)
+/// A router error that crossed the native boundary, mapped as on every load path.
+fn router_failure(stage: &str, e: &NativeError) -> Failure {
+    Failure::from_router(stage, &e.to_error())
 }
 
 /// Runs one evaluation through a root module in this process: `new`, `fit`, `route`.
@@ -248,7 +235,7 @@ pub fn evaluate_module(
     val: &Split<'_>,
     test: &Queries<'_>,
     stage: &mut dyn FnMut(&str),
-) -> std::result::Result<Routing, EvalError> {
+) -> std::result::Result<Routing, Failure> {
     let new = module.new();
     let native_params = params_to_native(params);
     stage("create");
@@ -276,7 +263,7 @@ pub fn evaluate_module(
     };
     abi::routing_from_native(routing).map_err(|e| {
         unusable(
-            "invalid_output",
+            FailureKind::InvalidOutput,
             format!(
                 "the routing's lengths contradict its shape: {}",
                 e.message()
@@ -295,7 +282,7 @@ pub struct NativePlugin {
     isolation: Isolation,
     worker: PathBuf,
     policy: SandboxPolicy,
-    ready: std::result::Result<Option<RouterModuleRef>, EvalError>,
+    ready: std::result::Result<Option<RouterModuleRef>, Failure>,
 }
 
 impl fmt::Debug for NativePlugin {
@@ -311,17 +298,13 @@ impl fmt::Debug for NativePlugin {
     }
 }
 
-/// The SHA-256 of a file, hex.
+/// The SHA-256 of a plugin file, hex.
 ///
 /// # Errors
 /// The file cannot be read.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read plugin `{}`", path.display()))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    crate::util::file_sha256(path)
+        .with_context(|| format!("cannot read plugin `{}`", path.display()))
 }
 
 impl NativePlugin {
@@ -426,7 +409,7 @@ impl NativePlugin {
     }
 
     /// Why every evaluation of this plugin fails, when it cannot be used.
-    pub fn unusable(&self) -> Option<&EvalError> {
+    pub fn unusable(&self) -> Option<&Failure> {
         self.ready.as_ref().err()
     }
 
@@ -441,13 +424,10 @@ impl NativePlugin {
         train: &Split<'_>,
         val: &Split<'_>,
         test: &Queries<'_>,
-    ) -> (std::result::Result<Routing, EvalError>, Option<String>) {
-        match &self.ready {
-            Err(e) => (Err(e.clone()), None),
-            Ok(Some(module)) => (
-                evaluate_module(*module, params, train, val, test, &mut |_| {}),
-                None,
-            ),
+    ) -> Attempt {
+        let routing = match &self.ready {
+            Err(e) => Err(e.clone()),
+            Ok(Some(module)) => evaluate_module(*module, params, train, val, test, &mut |_| {}),
             Ok(None) => {
                 let job = isolate::Job {
                     worker: &self.worker,
@@ -456,8 +436,67 @@ impl NativePlugin {
                     policy: &self.policy,
                 };
                 let (routing, log) = isolate::evaluate(job, params, train, val, test);
-                (routing, Some(log))
+                return Attempt {
+                    answer: routing.map(Answer::Routing),
+                    fuel: None,
+                    log,
+                };
             }
+        };
+        Attempt::of(routing.map(Answer::Routing))
+    }
+}
+
+/// A native plugin with its parameters: one row of the results.
+#[derive(Debug)]
+pub struct NativeContestant {
+    plugin: Arc<NativePlugin>,
+    params: Params,
+    label: String,
+}
+
+impl NativeContestant {
+    /// The plugin with `params`, in a run whose seed is `run_seed` (labelled `name@native`, with
+    /// its parameters as [`row_label`] shows them).
+    pub fn new(plugin: Arc<NativePlugin>, params: Params, run_seed: u64) -> NativeContestant {
+        let label = row_label(&format!("{}@native", plugin.name()), &params, run_seed);
+        NativeContestant {
+            plugin,
+            params,
+            label,
         }
+    }
+
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &NativePlugin {
+        &self.plugin
+    }
+}
+
+impl Contestant for NativeContestant {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn kind(&self) -> ContestantKind {
+        ContestantKind::Native
+    }
+
+    fn evaluate(&self, job: &Job<'_>) -> Attempt {
+        match job.views() {
+            Ok((train, val, test)) => self.plugin.evaluate(&self.params, &train, &val, &test),
+            Err(e) => Attempt::of(Err(Failure::from_router("prepare", &e))),
+        }
+    }
+
+    fn provenance(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "router": self.label,
+            "path": self.plugin.path(),
+            "sha256": self.plugin.sha256(),
+            "sdk_version": self.plugin.sdk_version(),
+            "abi": ABI,
+            "isolation": self.plugin.isolation(),
+        }))
     }
 }

@@ -1,5 +1,5 @@
 //! Importers: populations (every model scored on every query) in the layouts researchers bring,
-//! turned into router datasets by [`crate::build`].
+//! turned into router datasets by [`crate::data::build`].
 //!
 //! - **`queries.jsonl` + embeddings `.npy`** (the layout of LLMRouter's data in
 //!   `../shared/data/llmrouter`): a first line `{"models": [...]}`, then one query per line,
@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::build::Population;
 use crate::data::Matrix;
+use crate::data::build::Population;
 
 /// What to import.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -214,7 +214,7 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
                  wrong, a fraction for partial credit)",
                 k + 1,
                 models[j].escape_debug(),
-                crate::data::short_number(r.scores[j])
+                crate::util::short_number(r.scores[j])
             );
         }
         tasks.push(r.task.unwrap_or_default());
@@ -320,7 +320,7 @@ pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
                     "`{p}` line {line}, column `{}`: the score {} is outside [0, 1] (1 correct, \
                      0 wrong, a fraction for partial credit)",
                     header[c].escape_debug(),
-                    crate::data::short_number(v)
+                    crate::util::short_number(v)
                 );
             }
             scores.push(v);

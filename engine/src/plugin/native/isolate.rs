@@ -24,16 +24,16 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use routereval_sdk::{ParamValue, Params, Queries, Routing, Split};
 use serde::{Deserialize, Serialize};
 
-use crate::native::{self, LoadError};
-use crate::run::EvalError;
-use crate::sandbox::SandboxPolicy;
+use crate::failure::{Failure, FailureKind};
+use crate::plugin::child::{self, Keep};
+use crate::plugin::native::{self, LoadError};
+use crate::plugin::policy::SandboxPolicy;
 
 /// The hidden subcommand that makes the engine binary a worker.
 pub const WORKER_COMMAND: &str = "__native-worker";
@@ -89,9 +89,10 @@ struct Info {
     sdk_version: String,
 }
 
+/// A failure as the worker sends it.
 #[derive(Debug, Serialize, Deserialize)]
-struct Failure {
-    kind: String,
+struct WireFailure {
+    kind: FailureKind,
     message: String,
     /// The library cannot be loaded at all: an input error, not an evaluation's failure.
     fatal: bool,
@@ -121,26 +122,6 @@ struct WorkerRun {
     log: String,
 }
 
-/// Reads `r` to its end, keeping at most `cap` bytes (the rest is drained and counted).
-fn read_capped(mut r: impl Read, cap: usize) -> (Vec<u8>, usize) {
-    let mut kept = Vec::new();
-    let mut dropped = 0usize;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len()).min(n);
-                kept.extend_from_slice(&buf[..room]);
-                dropped += n - room;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    (kept, dropped)
-}
-
 fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
     while bytes.len() >= 9 {
@@ -164,147 +145,49 @@ fn run_worker(
     output_cap: usize,
 ) -> std::io::Result<WorkerRun> {
     let mut cmd = Command::new(worker);
-    cmd.arg(WORKER_COMMAND)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    #[cfg(unix)]
-    {
-        // Its own process group, so that whatever the plugin starts ends with the evaluation.
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    let mut child = cmd.spawn()?;
-    let deadline = Instant::now() + Duration::from_secs_f64(policy.timeout_secs);
-    let (mut stdin, stdout, stderr) = (
-        child.stdin.take().expect("piped"),
-        child.stdout.take().expect("piped"),
-        child.stderr.take().expect("piped"),
-    );
-    grow_pipe(&stdin);
-    let max_log = policy.max_log_bytes();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            // A worker that dies early closes the pipe; the failure is read from its status.
-            let mut stdin = std::io::BufWriter::with_capacity(1 << 20, &mut stdin);
-            let _ = (|| -> std::io::Result<()> {
-                stdin.write_all(MAGIC)?;
-                stdin.write_all(&(header.len() as u64).to_le_bytes())?;
-                stdin.write_all(header)?;
-                for b in blobs {
-                    stdin.write_all(b)?;
-                }
-                stdin.flush()
-            })();
-        });
-        let log = s.spawn(move || read_capped(stderr, max_log));
-        let (tx, rx) = mpsc::channel();
-        s.spawn(move || {
-            let _ = tx.send(read_capped(stdout, output_cap));
-        });
-        let mut timed_out = false;
-        let mut out = None;
-        let status = loop {
-            // The answer is complete when the worker closes its stdout, or whatever the plugin
-            // started and left holding it is killed below.
-            if out.is_none() {
-                let wait = deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(2));
-                out = rx.recv_timeout(wait).ok();
-            } else {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            match child.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline => {}
-                Ok(None) => {
-                    timed_out = true;
-                    kill_group(&mut child);
-                    break child.wait().ok();
-                }
-                Err(_) => break None,
-            }
-        };
-        // The worker is gone; anything it started goes with it (and closes the pipes).
-        kill_group(&mut child);
-        let (out, out_dropped) = out.or_else(|| rx.recv().ok()).unwrap_or_default();
-        let (log_bytes, log_dropped) = log.join().unwrap_or_default();
-        let mut log = String::from_utf8_lossy(&log_bytes).into_owned();
-        if log_dropped > 0 {
-            log.push_str(&format!(
-                "\n[log capped at {max_log} bytes: {log_dropped} bytes dropped]"
-            ));
+    cmd.arg(WORKER_COMMAND);
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        w.write_all(MAGIC)?;
+        w.write_all(&(header.len() as u64).to_le_bytes())?;
+        w.write_all(header)?;
+        for b in blobs {
+            w.write_all(b)?;
         }
-        Ok(WorkerRun {
-            frames: parse_frames(&out),
-            status,
-            timed_out,
-            output_overflow: out_dropped > 0,
-            log,
-        })
+        Ok(())
+    };
+    let max_log = policy.max_log_bytes();
+    let done = child::run(
+        cmd,
+        Some(&write),
+        Duration::from_secs_f64(policy.timeout_secs),
+        Keep::Head(output_cap),
+        Keep::Head(max_log),
+    )?;
+    let mut log = String::from_utf8_lossy(&done.stderr).into_owned();
+    if done.stderr_dropped > 0 {
+        log.push_str(&format!(
+            "\n[log capped at {max_log} bytes: {} bytes dropped]",
+            done.stderr_dropped
+        ));
+    }
+    Ok(WorkerRun {
+        frames: parse_frames(&done.stdout),
+        status: done.status,
+        timed_out: done.timed_out,
+        output_overflow: done.stdout_dropped > 0,
+        log,
     })
 }
 
-/// Linux pipes hold 64 KiB; a 1 MiB buffer halves the cost of moving the matrices (fewer
-/// wake-ups of the two processes). Best effort: the pipe works at any size.
-#[cfg(target_os = "linux")]
-fn grow_pipe(stdin: &std::process::ChildStdin) {
-    let _ = rustix::pipe::fcntl_setpipe_size(stdin, 1 << 20);
-}
-
-#[cfg(not(target_os = "linux"))]
-fn grow_pipe(_: &std::process::ChildStdin) {}
-
-#[cfg(unix)]
-pub(crate) fn signal_of(status: &ExitStatus) -> Option<i32> {
-    use std::os::unix::process::ExitStatusExt;
-    status.signal()
-}
-
-#[cfg(not(unix))]
-pub(crate) fn signal_of(_: &ExitStatus) -> Option<i32> {
-    None
-}
-
-/// Kills `child` and its process group (everything it started, when it was spawned with
-/// `process_group(0)`): nothing a plugin leaves running outlives its evaluation or holds its
-/// pipes open.
-pub(crate) fn kill_group(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-    }
-    let _ = child.kill();
-}
-
-pub(crate) fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        4 => "SIGILL, an illegal instruction",
-        6 => "SIGABRT, an abort",
-        7 => "SIGBUS, a bus error",
-        8 => "SIGFPE, an arithmetic fault",
-        9 => "SIGKILL; the system may have run out of memory",
-        11 => "SIGSEGV, a segmentation fault",
-        15 => "SIGTERM",
-        _ => "a signal",
-    }
-}
-
-fn failure(kind: &str, message: String) -> EvalError {
-    EvalError {
-        kind: kind.into(),
-        message,
-    }
+fn failure(kind: FailureKind, message: String) -> Failure {
+    Failure::new(kind, message)
 }
 
 /// The typed failure of a worker that gave no answer: why it ended, in which stage.
-fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> EvalError {
+fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> Failure {
     if !run.frames.iter().any(|(t, _)| *t == b'H') && !run.timed_out {
         return failure(
-            "worker_error",
+            FailureKind::WorkerError,
             format!(
                 "the worker process `{}` did not speak the worker protocol (exit status {}); \
                  the worker is the engine binary itself: a program that embeds the engine must \
@@ -332,7 +215,7 @@ fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> EvalError
     };
     if run.timed_out {
         return failure(
-            "timeout",
+            FailureKind::Timeout,
             format!(
                 "{stage} did not finish within the {} s deadline; the worker process was killed",
                 policy.timeout_secs
@@ -340,25 +223,25 @@ fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> EvalError
         );
     }
     match run.status {
-        Some(st) => match signal_of(&st) {
+        Some(st) => match child::signal_of(&st) {
             Some(6) => failure(
-                "abort",
+                FailureKind::Abort,
                 format!(
                     "{stage} aborted the worker process (SIGABRT); the engine carries on{}",
                     tail(&run.log)
                 ),
             ),
             Some(sig) => failure(
-                "crash",
+                FailureKind::Crash,
                 format!(
                     "{stage} crashed the worker process: killed by signal {sig} ({}); the \
                      engine carries on{}",
-                    signal_name(sig),
+                    child::signal_name(sig),
                     tail(&run.log)
                 ),
             ),
             None => failure(
-                "crash",
+                FailureKind::Crash,
                 format!(
                     "{stage} ended the worker process ({st}) before it answered (a plugin \
                      must return, not exit){}",
@@ -367,7 +250,7 @@ fn classify(run: &WorkerRun, worker: &Path, policy: &SandboxPolicy) -> EvalError
             ),
         },
         None => failure(
-            "crash",
+            FailureKind::Crash,
             format!("{stage}: the worker process was lost{}", tail(&run.log)),
         ),
     }
@@ -439,11 +322,11 @@ pub fn probe(
                 }
             }
             b'E' => {
-                if let Some(f) = decode::<Failure>(payload) {
+                if let Some(f) = decode::<WireFailure>(payload) {
                     return Err(if f.fatal {
                         LoadError::Fatal(f.message)
                     } else {
-                        LoadError::Unusable(failure(&f.kind, f.message))
+                        LoadError::Unusable(failure(f.kind, f.message))
                     });
                 }
             }
@@ -451,7 +334,7 @@ pub fn probe(
         }
     }
     let e = classify(&run, worker, policy);
-    if e.kind == "worker_error" {
+    if e.kind == FailureKind::WorkerError {
         return Err(LoadError::Fatal(e.message));
     }
     Err(LoadError::Unusable(e))
@@ -478,7 +361,7 @@ pub fn evaluate(
     train: &Split<'_>,
     val: &Split<'_>,
     test: &Queries<'_>,
-) -> (Result<Routing, EvalError>, String) {
+) -> (Result<Routing, Failure>, String) {
     let Job {
         worker,
         plugin,
@@ -509,7 +392,7 @@ pub fn evaluate(
         Err(e) => {
             return (
                 Err(failure(
-                    "worker_error",
+                    FailureKind::WorkerError,
                     format!(
                         "cannot start the worker process `{}`: {e}",
                         worker.display()
@@ -521,7 +404,7 @@ pub fn evaluate(
     };
     if run.output_overflow {
         let e = failure(
-            "invalid_output",
+            FailureKind::InvalidOutput,
             format!(
                 "the routing is larger than the output cap ({} MiB)",
                 policy.max_output_mib
@@ -534,13 +417,16 @@ pub fn evaluate(
             b'R' => match decode_routing(payload) {
                 Some(r) => return (r, run.log),
                 None => {
-                    let e = failure("worker_error", "the worker sent a truncated routing".into());
+                    let e = failure(
+                        FailureKind::WorkerError,
+                        "the worker sent a truncated routing".into(),
+                    );
                     return (Err(e), run.log);
                 }
             },
             b'E' => {
-                if let Some(f) = decode::<Failure>(payload) {
-                    return (Err(failure(&f.kind, f.message)), run.log);
+                if let Some(f) = decode::<WireFailure>(payload) {
+                    return (Err(failure(f.kind, f.message)), run.log);
                 }
             }
             _ => {}
@@ -550,7 +436,7 @@ pub fn evaluate(
     (Err(e), run.log)
 }
 
-fn decode_routing(p: &[u8]) -> Option<Result<Routing, EvalError>> {
+fn decode_routing(p: &[u8]) -> Option<Result<Routing, Failure>> {
     let n = usize::try_from(u64::from_le_bytes(p.get(0..8)?.try_into().ok()?)).ok()?;
     let m = usize::try_from(u64::from_le_bytes(p.get(8..16)?.try_into().ok()?)).ok()?;
     let has_choices = *p.get(16)? != 0;
@@ -573,7 +459,7 @@ fn decode_routing(p: &[u8]) -> Option<Result<Routing, EvalError>> {
     } else {
         routing
     };
-    Some(routing.map_err(|e| failure("invalid_output", e.message().to_string())))
+    Some(routing.map_err(|e| failure(FailureKind::InvalidOutput, e.message().to_string())))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,12 +556,12 @@ pub fn worker_main() -> i32 {
 
 fn send_failure(
     out: &mut impl Write,
-    kind: &str,
+    kind: FailureKind,
     message: String,
     fatal: bool,
 ) -> std::io::Result<()> {
-    let f = Failure {
-        kind: kind.into(),
+    let f = WireFailure {
+        kind,
         message,
         fatal,
     };
@@ -708,7 +594,7 @@ fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
         if &now != want {
             return send_failure(
                 out,
-                "load_error",
+                FailureKind::LoadError,
                 format!(
                     "plugin `{}` changed during the run (its SHA-256 was {want} when the run \
                      started, it is {now} now); results must come from one build: rerun",
@@ -720,8 +606,8 @@ fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
     }
     let module = match native::open(&req.plugin) {
         Ok(m) => m,
-        Err(LoadError::Fatal(msg)) => return send_failure(out, "load_error", msg, true),
-        Err(LoadError::Unusable(e)) => return send_failure(out, &e.kind, e.message, false),
+        Err(LoadError::Fatal(msg)) => return send_failure(out, FailureKind::LoadError, msg, true),
+        Err(LoadError::Unusable(e)) => return send_failure(out, e.kind, e.message, false),
     };
     if req.mode == Mode::Probe {
         let (name, sdk_version) = native::module_info(module);
@@ -788,7 +674,7 @@ fn serve(input: &mut impl Read, out: &mut impl Write) -> std::io::Result<()> {
         return Err(e);
     }
     match routed {
-        Err(e) => send_failure(out, &e.kind, e.message, false),
+        Err(e) => send_failure(out, e.kind, e.message, false),
         Ok(routing) => {
             let (n, m) = (routing.num_queries(), routing.num_candidates());
             let mut payload = Vec::with_capacity(17 + 4 * (n * m + n));

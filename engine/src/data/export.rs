@@ -318,11 +318,11 @@ pub fn write_routereval_pickle(ds: &RouterDataset, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::from_pickle_bytes;
+    use crate::data::load::from_pickle_bytes;
 
     #[test]
     fn the_engine_reads_back_what_it_writes() {
-        let ds = crate::embedded::default_dataset().unwrap();
+        let ds = crate::data::embedded::default_dataset().unwrap();
         let bytes = to_routereval_pickle(&ds);
         let mut back = from_pickle_bytes(&bytes, &ds.benchmark, "export").unwrap();
         assert_eq!(back.source, "export");

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::build::pairwise_sum;
 use crate::data::{Matrix, Pool, RouterDataset};
 
 /// The accuracies of one pool on one split.
@@ -83,30 +82,9 @@ pub struct SharedPrompts {
 
 fn stats<T: Copy + Into<f64>>(scores: &Matrix<T>, models: &[String]) -> SplitStats {
     let (n, m) = (scores.rows(), scores.cols());
-    let model_means: Vec<f64> = (0..m)
-        .map(|j| {
-            let col: Vec<f64> = (0..n).map(|i| scores.get(i, j).into()).collect();
-            pairwise_sum(&col) / n.max(1) as f64
-        })
-        .collect();
-    let best: Vec<f64> = (0..n)
-        .map(|i| {
-            scores
-                .row(i)
-                .iter()
-                .map(|&v| v.into())
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .collect();
-    let (best_j, best_single) =
-        model_means
-            .iter()
-            .copied()
-            .enumerate()
-            .fold(
-                (0, f64::NEG_INFINITY),
-                |acc, (j, v)| if v > acc.1 { (j, v) } else { acc },
-            );
+    // The same sums as the metrics' (`run` and `inspect` agree to the last bit).
+    let model_means = scores.column_means();
+    let (best_j, best_single) = scores.best_column();
     let fractional = scores
         .as_slice()
         .iter()
@@ -120,7 +98,7 @@ fn stats<T: Copy + Into<f64>>(scores: &Matrix<T>, models: &[String]) -> SplitSta
         n,
         best_model: models.get(best_j).cloned().unwrap_or_default(),
         best_single,
-        oracle: pairwise_sum(&best) / n.max(1) as f64,
+        oracle: scores.mean_row_max(),
         model_means,
         fractional,
     }
@@ -170,7 +148,7 @@ pub fn inspect(ds: &RouterDataset, sha256: Option<String>) -> Report {
 
 /// The report as text.
 pub fn to_text(r: &Report) -> String {
-    use crate::report::terminal_safe as safe;
+    use crate::util::terminal_safe as safe;
     let mut s = String::new();
     let _ = writeln!(s, "{} ({})", safe(&r.benchmark), safe(&r.source));
     if let Some(h) = &r.sha256 {

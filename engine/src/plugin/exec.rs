@@ -25,11 +25,10 @@
 //! `ROUTEREVAL_M` and `ROUTEREVAL_GROUP` in its environment. A program is not sandboxed: it runs
 //! with the user's rights (use WebAssembly plugins for untrusted code).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use ndarray::{Array1, Array2, ArrayView2};
@@ -37,9 +36,12 @@ use ndarray_npy::{NpzWriter, ReadNpyExt};
 use routereval_sdk::Routing;
 
 use crate::data::{Matrix, Pool, RouterDataset};
-use crate::metrics::Metrics;
-use crate::run::EvalError;
-use crate::sandbox::SandboxPolicy;
+use crate::eval::contestant::{Contestant, ContestantKind, Job};
+use crate::eval::metrics::Metrics;
+use crate::eval::outcome::{Answer, Attempt};
+use crate::failure::{Failure, FailureKind};
+use crate::plugin::child::{self, Keep};
+use crate::plugin::policy::SandboxPolicy;
 
 /// How an exec router reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,36 +56,16 @@ pub enum Reporting {
 #[derive(Clone, Debug)]
 pub struct ExecRouter {
     command: String,
-    name: String,
+    /// The row label: `NAME@exec`.
+    label: String,
     reporting: Reporting,
     seed: u64,
     timeout: Duration,
     max_log: usize,
 }
 
-/// What one run of the command gave.
-#[derive(Debug)]
-pub enum Reported {
-    /// The three numbers it printed, as metrics (V_R from the benchmark's reference).
-    Metrics(Metrics),
-    /// Its routing, to be validated and scored.
-    Routing(Routing),
-}
-
-/// The outcome of one evaluation: the result or its failure, and what the command printed.
-#[derive(Debug)]
-pub struct ExecOutcome {
-    /// The report.
-    pub result: Result<Reported, EvalError>,
-    /// The tail of its standard output and standard error.
-    pub log: String,
-}
-
-fn error(kind: &str, message: String) -> EvalError {
-    EvalError {
-        kind: kind.into(),
-        message,
-    }
+fn error(kind: FailureKind, message: String) -> Failure {
+    Failure::new(kind, message)
 }
 
 impl ExecRouter {
@@ -131,17 +113,12 @@ impl ExecRouter {
         };
         Ok(ExecRouter {
             command,
-            name,
+            label: format!("{name}@exec"),
             reporting,
             seed,
             timeout: Duration::from_secs_f64(policy.timeout_secs),
             max_log: policy.max_log_bytes(),
         })
-    }
-
-    /// The row label: `NAME@exec`.
-    pub fn label(&self) -> String {
-        format!("{}@exec", self.name)
     }
 
     /// How it reports.
@@ -155,24 +132,15 @@ impl ExecRouter {
     }
 
     /// Runs the command on one pool.
-    pub fn evaluate(&self, ds: &RouterDataset, pool: &Pool, where_: &str) -> ExecOutcome {
+    pub fn evaluate(&self, ds: &RouterDataset, pool: &Pool) -> Attempt {
         let dir = scratch_dir();
-        let outcome = self.evaluate_in(&dir, ds, pool, where_);
+        let outcome = self.evaluate_in(&dir, ds, pool);
         let _ = std::fs::remove_dir_all(&dir);
         outcome
     }
 
-    fn evaluate_in(
-        &self,
-        dir: &Path,
-        ds: &RouterDataset,
-        pool: &Pool,
-        where_: &str,
-    ) -> ExecOutcome {
-        let fail = |kind: &str, message: String| ExecOutcome {
-            result: Err(error(kind, message)),
-            log: String::new(),
-        };
+    fn evaluate_in(&self, dir: &Path, ds: &RouterDataset, pool: &Pool) -> Attempt {
+        let fail = |kind: FailureKind, message: String| Attempt::of(Err(error(kind, message)));
         let npz = dir.join("data.npz");
         let out = dir.join("routing.npy");
         let with_test = self.reporting == Reporting::SelfReported;
@@ -181,8 +149,8 @@ impl ExecRouter {
             .and_then(|()| write_npz(&npz, ds, pool, with_test))
         {
             return fail(
-                "exec_failed",
-                format!("{where_}: cannot write the data for the command: {e:#}"),
+                FailureKind::ExecFailed,
+                format!("cannot write the data for the command: {e:#}"),
             );
         }
         let command = self
@@ -194,8 +162,8 @@ impl ExecRouter {
             Ok(r) => r,
             Err(e) => {
                 return fail(
-                    "exec_failed",
-                    format!("{where_}: cannot start `sh -c {command}`: {e}"),
+                    FailureKind::ExecFailed,
+                    format!("cannot start `sh -c {command}`: {e}"),
                 );
             }
         };
@@ -203,9 +171,9 @@ impl ExecRouter {
         let result = (|| {
             if run.timed_out {
                 return Err(error(
-                    "timeout",
+                    FailureKind::Timeout,
                     format!(
-                        "{where_}: the command ran past the {:.0} s deadline (--timeout) and was \
+                        "the command ran past the {:.0} s deadline (--timeout) and was \
                          killed",
                         self.timeout.as_secs_f64()
                     ),
@@ -214,14 +182,14 @@ impl ExecRouter {
             match run.status {
                 Some(st) if st.success() => {}
                 Some(st) => {
-                    let (kind, how) = match crate::isolate::signal_of(&st) {
-                        Some(sig) => ("crash", crate::isolate::signal_name(sig).to_string()),
-                        None => ("exec_failed", format!("it exited with {st}")),
+                    let (kind, how) = match child::signal_of(&st) {
+                        Some(sig) => (FailureKind::Crash, child::signal_name(sig).to_string()),
+                        None => (FailureKind::ExecFailed, format!("it exited with {st}")),
                     };
                     return Err(error(
                         kind,
                         format!(
-                            "{where_}: `{}` failed: {how}{}",
+                            "`{}` failed: {how}{}",
                             self.command,
                             last_lines(&run.stderr, 6)
                         ),
@@ -229,8 +197,8 @@ impl ExecRouter {
                 }
                 None => {
                     return Err(error(
-                        "exec_failed",
-                        format!("{where_}: lost track of the command's process"),
+                        FailureKind::ExecFailed,
+                        "lost track of the command's process".to_string(),
                     ));
                 }
             }
@@ -240,9 +208,9 @@ impl ExecRouter {
                     let numbers = numbers(&text);
                     let Some(last) = numbers.len().checked_sub(3).map(|i| &numbers[i..]) else {
                         return Err(error(
-                            "invalid_output",
+                            FailureKind::InvalidOutput,
                             format!(
-                                "{where_}: the command printed {} number(s); RouterEval's \
+                                "the command printed {} number(s); RouterEval's \
                                  contract is to print mu, V_B and Ep last{}{}",
                                 numbers.len(),
                                 last_lines(&run.stdout, 3),
@@ -259,11 +227,11 @@ impl ExecRouter {
                     let (mu, vb, ep) = (last[0], last[1], last[2]);
                     if ![mu, vb, ep].iter().all(|v| v.is_finite()) {
                         return Err(error(
-                            "invalid_output",
-                            format!("{where_}: the printed metrics are not finite"),
+                            FailureKind::InvalidOutput,
+                            "the printed metrics are not finite".to_string(),
                         ));
                     }
-                    Ok(Reported::Metrics(Metrics {
+                    Ok(Answer::Metrics(Metrics {
                         mu,
                         vr: ds.acc_ref.map(|r| mu / r),
                         vb: Some(vb),
@@ -271,11 +239,41 @@ impl ExecRouter {
                     }))
                 }
                 Reporting::Routing => read_routing(&out, ds.test.len(), pool.m())
-                    .map(Reported::Routing)
-                    .map_err(|why| error("invalid_output", format!("{where_}: {why}"))),
+                    .map(Answer::Routing)
+                    .map_err(|why| error(FailureKind::InvalidOutput, why.to_string())),
             }
         })();
-        ExecOutcome { result, log }
+        Attempt {
+            answer: result,
+            fuel: None,
+            log,
+        }
+    }
+}
+
+impl Contestant for ExecRouter {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn kind(&self) -> ContestantKind {
+        ContestantKind::Exec
+    }
+
+    fn self_reported(&self) -> bool {
+        self.reporting == Reporting::SelfReported
+    }
+
+    fn evaluate(&self, job: &Job<'_>) -> Attempt {
+        ExecRouter::evaluate(self, job.dataset, job.pool)
+    }
+
+    fn provenance(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "router": self.label,
+            "command": self.command,
+            "self_reported": self.self_reported(),
+        }))
     }
 }
 
@@ -516,34 +514,6 @@ fn last_lines(bytes: &[u8], n: usize) -> String {
     format!("; its last output:\n    {}", tail.join("\n    "))
 }
 
-/// Reads everything, keeping the last `cap` bytes; returns them and how many were dropped.
-fn read_tail(mut r: impl Read, cap: usize) -> (Vec<u8>, usize) {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut dropped = 0;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * cap.max(1) {
-                    let cut = kept.len() - cap;
-                    dropped += cut;
-                    kept.drain(..cut);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if kept.len() > cap {
-        let cut = kept.len() - cap;
-        dropped += cut;
-        kept.drain(..cut);
-    }
-    (kept, dropped)
-}
-
 fn run_command(
     command: &str,
     timeout: Duration,
@@ -560,58 +530,23 @@ fn run_command(
         c.arg("-c").arg(command);
         c
     };
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("ROUTEREVAL_BENCHMARK", &ds.benchmark)
+    cmd.env("ROUTEREVAL_BENCHMARK", &ds.benchmark)
         .env("ROUTEREVAL_M", pool.m().to_string())
         .env("ROUTEREVAL_GROUP", &pool.group);
-    #[cfg(unix)]
-    {
-        // Its own process group, so a timeout kills the shell and everything it started.
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    let mut child = cmd.spawn()?;
-    let (stdout, stderr) = (
-        child.stdout.take().expect("piped"),
-        child.stderr.take().expect("piped"),
-    );
-    let deadline = Instant::now() + timeout;
     // The numbers are at the end of stdout: keep its tail (at least 1 MiB of it).
-    let out_cap = max_log.max(1 << 20);
-    std::thread::scope(|s| {
-        let out = s.spawn(move || read_tail(stdout, out_cap));
-        let err = s.spawn(move || read_tail(stderr, max_log));
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Ok(None) => {
-                    timed_out = true;
-                    crate::isolate::kill_group(&mut child);
-                    break child.wait().ok();
-                }
-                Err(_) => break None,
-            }
-        };
-        #[cfg(unix)]
-        if !timed_out {
-            // Whatever the command left running in the background holds the pipes open.
-            crate::isolate::kill_group(&mut child);
-        }
-        let (stdout, d1) = out.join().unwrap_or_default();
-        let (stderr, d2) = err.join().unwrap_or_default();
-        Ok(Run {
-            status,
-            timed_out,
-            stdout,
-            stderr,
-            dropped: d1 + d2,
-        })
+    let done = child::run(
+        cmd,
+        None,
+        timeout,
+        Keep::Tail(max_log.max(1 << 20)),
+        Keep::Tail(max_log),
+    )?;
+    Ok(Run {
+        status: done.status,
+        timed_out: done.timed_out,
+        stdout: done.stdout,
+        stderr: done.stderr,
+        dropped: done.stdout_dropped + done.stderr_dropped,
     })
 }
 
@@ -662,13 +597,5 @@ mod tests {
             shell_quote(Path::new("/tmp/a b/it's")),
             r"'/tmp/a b/it'\''s'"
         );
-    }
-
-    #[test]
-    fn read_tail_keeps_the_end() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let (kept, dropped) = read_tail(&data[..], 1000);
-        assert_eq!(kept, &data[data.len() - 1000..]);
-        assert_eq!(dropped, data.len() - 1000);
     }
 }

@@ -307,7 +307,7 @@ fn check(label: &str, bytes: &[u8], budget: usize, slowest: &mut Duration) {
         catch_unwind(AssertUnwindSafe(|| {
             read_with_budget(bytes, budget).map(|v| {
                 // The dataset layer must refuse what it cannot use, not panic on it.
-                let _ = crate::dataset::from_value(v, "fuzz", label);
+                let _ = crate::data::load::from_value(v, "fuzz", label);
             })
         }))
     });

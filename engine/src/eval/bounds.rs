@@ -13,7 +13,10 @@
 use std::fmt;
 
 use crate::data::Matrix;
-use crate::metrics::{Metrics, best_single, entropy, v_b, v_r};
+use crate::eval::metrics::{Metrics, best_single, entropy, v_b, v_r};
+
+/// The names the reference bounds are known by (no router may take them).
+pub const BOUND_NAMES: [&str; 3] = ["oracle", "random", "r_o"];
 
 /// A reference bound.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,6 +48,33 @@ impl Bound {
         }
     }
 
+    /// The bound `name` with `params` (`oracle`, `random`, `r_o` with `p`), or `None` when
+    /// `name` is not a bound's.
+    ///
+    /// # Errors
+    /// Parameters a bound does not take, or `p` outside [0, 1].
+    pub fn parse(name: &str, params: &routereval_sdk::Params) -> Result<Option<Bound>, String> {
+        match name {
+            "oracle" | "random" => {
+                params.expect_only(&[]).map_err(|e| e.to_string())?;
+                Ok(Some(if name == "oracle" {
+                    Bound::Oracle
+                } else {
+                    Bound::Random
+                }))
+            }
+            "r_o" => {
+                params.expect_only(&["p"]).map_err(|e| e.to_string())?;
+                let p = params.f64_or("p", 0.5).map_err(|e| e.to_string())?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!("`p` must be in [0, 1], got {p}"));
+                }
+                Ok(Some(Bound::OracleMix(p)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The bound's metrics on `test`.
     pub fn evaluate(&self, test: &Matrix<f64>, acc_ref: Option<f64>) -> Metrics {
         mixture(test, acc_ref, self.oracle_weight())
@@ -59,22 +89,12 @@ impl fmt::Display for Bound {
 
 /// `mu` of the oracle: `mean_i max_j S_ij`.
 pub fn oracle_mu(test: &Matrix<f64>) -> f64 {
-    let n = test.rows();
-    (0..n)
-        .map(|i| {
-            test.row(i)
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .sum::<f64>()
-        / n.max(1) as f64
+    test.mean_row_max()
 }
 
 /// `mu` of random routing: the mean of all scores.
 pub fn random_mu(test: &Matrix<f64>) -> f64 {
-    let s = test.as_slice();
-    s.iter().sum::<f64>() / s.len().max(1) as f64
+    test.mean()
 }
 
 /// The mixture belief `p * oracle + (1 - p) * uniform`, `N x m`, in f64.

@@ -57,21 +57,12 @@ pub fn mu(test: &Matrix<f64>, choices: &[usize]) -> f64 {
 
 /// Mean test score of each candidate.
 pub fn candidate_means(test: &Matrix<f64>) -> Vec<f64> {
-    let (n, m) = (test.rows(), test.cols());
-    let mut sums = vec![0.0; m];
-    for i in 0..n {
-        for (s, &v) in sums.iter_mut().zip(test.row(i)) {
-            *s += v;
-        }
-    }
-    sums.iter().map(|s| s / n.max(1) as f64).collect()
+    test.column_means()
 }
 
 /// The best single model's mean test score, `max_j mean_i S_ij`.
 pub fn best_single(test: &Matrix<f64>) -> f64 {
-    candidate_means(test)
-        .into_iter()
-        .fold(f64::NEG_INFINITY, f64::max)
+    test.best_column().1
 }
 
 /// `V_R = mu / acc_ref`.
@@ -105,7 +96,7 @@ pub fn entropy<T: Copy + Into<f64>>(belief: &[T], m: usize) -> f64 {
 }
 
 /// All four metrics of one router output. `belief` must already be validated
-/// (see [`crate::validate`]).
+/// (see [`crate::eval::validate`]).
 pub fn evaluate(
     test: &Matrix<f64>,
     acc_ref: Option<f64>,

@@ -25,7 +25,7 @@
 //! [[router]]                            # a native plugin: isolated unless trusted
 //! plugin = "target/release/libmy_router.so"   # relative to this file
 //!
-//! [[router]]                            # a program (see crate::exec); `name` labels its rows
+//! [[router]]                            # a program (see crate::plugin::exec); `name` labels its rows
 //! exec = "python3 router/PRKnn-knn/knn.py --knearest 5 --data {npz}"  # run in the current directory
 //!
 //! [sandbox]                             # limits for plugins; defaults in SandboxPolicy
@@ -42,7 +42,7 @@ use anyhow::{Context, Result, bail};
 use routereval_sdk::{ParamValue, Params};
 use serde::Deserialize;
 
-use crate::sandbox::SandboxPolicy;
+use crate::plugin::policy::SandboxPolicy;
 
 /// A run configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

@@ -11,12 +11,12 @@
 
 use anyhow::{Result, bail};
 
+use crate::data::load::from_pickle_bytes;
 use crate::data::{Difficulty, Matrix, Pool, RouterDataset};
-use crate::dataset::from_pickle_bytes;
 
 /// The embedded pickle, byte for byte as in the LLMRouter data release.
 pub const LLMROUTER_PICKLE: &[u8] =
-    include_bytes!("../data/llmrouter/llmrouter_router_dataset.pkl");
+    include_bytes!("../../data/llmrouter/llmrouter_router_dataset.pkl");
 
 /// The name the embedded dataset's benchmark goes by.
 pub const DEFAULT_BENCHMARK: &str = "llmrouter";

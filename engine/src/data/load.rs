@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::data::pickle::{self, ArrayData, NdArray, Value};
 use crate::data::{Difficulty, Matrix, Pool, RouterDataset, SplitData, acc_ref};
-use crate::pickle::{self, ArrayData, NdArray, Value};
 
 /// The suffix of RouterEval's dataset files; what precedes it is the benchmark's name.
 pub const PICKLE_SUFFIX: &str = "_router_dataset.pkl";
@@ -19,7 +19,7 @@ const LAYOUT_HINT: &str = "a RouterEval router dataset is a dict with 'easy' and
 
 /// Loads every dataset `path` names: a `*_router_dataset.pkl` file, a directory, whose
 /// `*_router_dataset.pkl` files are loaded as separate benchmarks (sorted by name), or a
-/// population to build a dataset from (`queries.jsonl` + embeddings, see [`crate::import`]).
+/// population to build a dataset from (`queries.jsonl` + embeddings, see [`crate::data::import`]).
 ///
 /// # Errors
 /// When the path does not exist, a directory holds no dataset file, or a file cannot be read.
@@ -46,19 +46,24 @@ pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
         }
         use rayon::prelude::*;
         files.par_iter().map(|f| load_pickle_file(f)).collect()
-    } else if crate::import::detect(path) == Some(crate::import::Format::RouterEvalNpz) {
-        let ds = crate::import::read_routereval_npz(path)?;
+    } else if crate::data::import::detect(path) == Some(crate::data::import::Format::RouterEvalNpz)
+    {
+        let ds = crate::data::import::read_routereval_npz(path)?;
         ds.check_values()
             .map_err(|e| anyhow::anyhow!("in `{}`: {e}", path.display()))?;
         Ok(vec![ds])
     } else if matches!(
-        crate::import::detect(path),
-        Some(crate::import::Format::QueriesJsonl | crate::import::Format::WideCsv)
+        crate::data::import::detect(path),
+        Some(crate::data::import::Format::QueriesJsonl | crate::data::import::Format::WideCsv)
     ) {
         // A population: built into a router dataset by RouterEval's rules (default sizes,
         // seed 42); `build-dataset` shows what it builds.
-        let pop = crate::import::read_population(path, &crate::import::ImportOptions::default())?;
-        let (ds, _skipped) = crate::build::build(&pop, &crate::build::BuildOptions::default())?;
+        let pop = crate::data::import::read_population(
+            path,
+            &crate::data::import::ImportOptions::default(),
+        )?;
+        let (ds, _skipped) =
+            crate::data::build::build(&pop, &crate::data::build::BuildOptions::default())?;
         ds.check_values()
             .map_err(|e| anyhow::anyhow!("in `{}`: {e}", path.display()))?;
         Ok(vec![ds])

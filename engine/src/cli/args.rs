@@ -1,0 +1,269 @@
+//! The command line's arguments (clap derive): every command, option and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  routereval-engine                              the built-in routers (but mlp) and bounds on the embedded data
+  routereval-engine --router knn:k=10 --router oracle
+  routereval-engine --dataset data/router_dataset --difficulty easy --format json
+  routereval-engine --config configs/default.toml
+  routereval-engine --router knn --plugin my_router.wasm:k=7 --fuel 1000000000000
+  routereval-engine --plugin target/release/libmy_router.so --isolate process
+  routereval-engine --plugin 'exec:python3 examples/python-router/knn_router.py {npz} {out}'
+  routereval-engine synth -o data/synth           the 12-benchmark synthetic suite, m up to 1000
+  routereval-engine routers                      list routers, their parameters, and the bounds
+  routereval-engine build-dataset data/queries.jsonl --rows train   pools by RouterEval's rules
+  routereval-engine inspect gsm8k_router_dataset.pkl   shapes, pools, accuracies, leakage
+
+Exit status: 0 when every evaluation succeeded, 1 when some failed (the others are still
+reported), 2 on a usage, config or dataset error.";
+
+/// Evaluates LLM routers on RouterEval-format benchmarks and computes mu, V_R, V_B and Ep.
+#[derive(Debug, Parser)]
+#[command(
+    name = "routereval-engine",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate routers (the default: `routereval-engine --router knn` is `run --router knn`)
+    Run(Box<RunArgs>),
+    /// List the built-in routers with their parameters, and the reference bounds
+    Routers,
+    /// Build a router dataset from a population (every model scored on every query) by
+    /// RouterEval's rules, and show its split and pools
+    BuildDataset(BuildArgs),
+    /// Write a synthetic suite with the shapes of RouterEval's 12 benchmarks (a population of
+    /// 2,000 LLMs from an item-response model, pools up to m = 1000), one pickle per benchmark
+    Synth(SynthArgs),
+    /// Show what datasets hold: shapes, pools and models, accuracies per split, fractional
+    /// scores, prompts shared between splits, checksums
+    Inspect(InspectArgs),
+    /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
+    /// with this; not for people)
+    #[command(name = "__native-worker", hide = true)]
+    NativeWorker,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsolateArg {
+    /// In-process for native plugins whose SHA-256 is trusted (--trust, `trusted_plugins`),
+    /// a child process per evaluation for the others
+    Auto,
+    /// A child process per evaluation for every native plugin
+    Process,
+    /// Every native plugin in the engine's process (a crash ends the run)
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DifficultyArg {
+    Easy,
+    Hard,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Options of `inspect`.
+#[derive(Clone, Debug, Args)]
+pub struct InspectArgs {
+    /// Datasets, as --dataset takes them
+    #[arg(value_name = "DATASET", required = true)]
+    pub datasets: Vec<PathBuf>,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Options of `build-dataset`.
+#[derive(Clone, Debug, Args)]
+pub struct BuildArgs {
+    /// The population: `queries.jsonl` (first line {"models": [...]}, then one query per line
+    /// with "row", "split", "task", "prompt", "scores") with its embeddings `.npy`
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// The embeddings (`queries x dim` .npy, row i = the query whose "row" is i) [default: the
+    /// only .npy beside INPUT]
+    #[arg(long, value_name = "FILE")]
+    pub embeddings: Option<PathBuf>,
+    /// Only the rows whose "split" is this, e.g. `train` [default: every row]
+    #[arg(long, value_name = "SPLIT")]
+    pub rows: Option<String>,
+    /// The benchmark's name [default: INPUT's stem, or its directory for `queries.jsonl`]
+    #[arg(long, value_name = "NAME")]
+    pub benchmark: Option<String>,
+    #[command(flatten)]
+    pub pools: PoolArgs,
+    /// Seed of the split and the strong_to_weak draws
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output format of the summary [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the dataset to FILE (atomically) as RouterEval's `*_router_dataset.pkl`
+    /// (readable by Python's pickle with numpy 1 or 2, and by --dataset)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Options of `synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// The directory to write `<benchmark>_router_dataset.pkl` files into (created if missing;
+    /// each file written atomically); `--dataset DIR` then evaluates on all of them
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: PathBuf,
+    /// Seed of the population, the items, the split and the pool draws
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// LLMs in the population (pools of m = 1000 need about 1,500)
+    #[arg(long, default_value_t = 2000)]
+    pub models: usize,
+    /// Only these benchmarks [default: all 12]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub benchmarks: Vec<String>,
+    #[command(flatten)]
+    pub pools: PoolArgs,
+    /// Embedding dimension
+    #[arg(long, default_value_t = 768)]
+    pub dim: usize,
+    /// Item counts are RouterEval's times this (e.g. 0.1 for a quick suite)
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Output format of the summary [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// The pools to build, shared by `build-dataset` and `synth`.
+#[derive(Clone, Debug, Args)]
+pub struct PoolArgs {
+    /// Pool sizes (below 10 easy, else hard)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "M,...",
+        default_value = "3,5,10,100,1000"
+    )]
+    pub sizes: Vec<usize>,
+    /// Draws per strong_to_weak pool
+    #[arg(long, default_value_t = 1000)]
+    pub draws: usize,
+}
+
+/// Options of `run`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct RunArgs {
+    /// A RouterEval `*_router_dataset.pkl` file, or a directory of them, each a benchmark
+    /// (repeatable). Default: the embedded LLMRouter data (9 LLMs)
+    #[arg(long = "dataset", short = 'd', value_name = "PATH")]
+    pub datasets: Vec<PathBuf>,
+    /// A router or bound with parameters, e.g. `knn:k=10`, `oracle`, `random`, `r_o:p=0.5`
+    /// (repeatable; rows in this order). Default: the built-in routers (all but the slow `mlp`,
+    /// see `routers`) and the bounds oracle,
+    /// random and r_o:p=0.5
+    #[arg(long = "router", short = 'r', value_name = "NAME[:KEY=VALUE,...]")]
+    pub routers: Vec<String>,
+    /// A router plugin with parameters, e.g. `my_router.wasm:k=7` (repeatable; rows after the
+    /// --router rows): a WebAssembly component (built for wasm32-wasip2), run in the sandbox,
+    /// or a native library (`libmy_router.so`, `.dylib`, `.dll`, built with the router crate's
+    /// `native-plugin` feature), run at native speed, isolated as --isolate says; or a command,
+    /// `exec[NAME]:COMMAND`, run per pool with `{npz}` replaced by RouterEval's .npz of the
+    /// pool: it prints mu, V_B, Ep (self-reported), or, with `{out}` in the command, saves its
+    /// N_test x m belief there as .npy for the engine to score
+    #[arg(long = "plugin", short = 'p', value_name = "FILE[:KEY=VALUE,...]")]
+    pub plugins: Vec<String>,
+    /// Which pools: easy (m = 3, 5), hard (m = 10, 100, 1000) or all [default: all]
+    #[arg(long, value_enum)]
+    pub difficulty: Option<DifficultyArg>,
+    /// Only pools of these sizes, e.g. `3,5`
+    #[arg(long, value_delimiter = ',', value_name = "M,...")]
+    pub candidates: Option<Vec<usize>>,
+    /// Only pools of these groups: all_strong, all_weak, strong_to_weak (or a dataset's own)
+    #[arg(long = "group", value_delimiter = ',', value_name = "GROUP,...")]
+    pub groups: Option<Vec<String>>,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Seed handed to every router (a router's own `seed=` parameter overrides it) [default: 0]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads [default: one per core]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// A TOML run configuration (see configs/); command-line options override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write the output to FILE (atomically) instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report each evaluation on standard error as it finishes (default when stderr is a
+    /// terminal)
+    #[arg(long)]
+    pub progress: bool,
+    /// Fuel budget per evaluation, about one unit per WebAssembly instruction; 0 for none
+    /// [default: 10000000000000]
+    #[arg(long, value_name = "N", help_heading = SANDBOX)]
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per evaluation, in seconds [default: 3600]
+    #[arg(long, value_name = "SECONDS", help_heading = SANDBOX)]
+    pub timeout: Option<f64>,
+    /// Linear memory cap per evaluation, in MiB (at most 4096) [default: 2048]
+    #[arg(long, value_name = "MIB", help_heading = SANDBOX)]
+    pub memory_limit: Option<u64>,
+    /// WebAssembly stack cap, in KiB [default: 1024]
+    #[arg(long, value_name = "KIB", help_heading = SANDBOX)]
+    pub stack_limit: Option<u64>,
+    /// Cap on a routing's size, in MiB [default: 256]
+    #[arg(long, value_name = "MIB", help_heading = SANDBOX)]
+    pub max_output: Option<u64>,
+    /// Cap on what an evaluation may log, in KiB [default: 64]
+    #[arg(long, value_name = "KIB", help_heading = SANDBOX)]
+    pub max_log: Option<u64>,
+    /// Canonicalise NaNs after float operations (bit-identical results on every host)
+    /// [default: true]
+    #[arg(long, value_name = "BOOL", help_heading = SANDBOX)]
+    pub nan_canonicalization: Option<bool>,
+    /// Compute the SDK's matrix kernel natively in the engine, charged to the plugin's fuel
+    /// (false: in WebAssembly, bit-identical on every host, several times slower) [default: true]
+    #[arg(long, value_name = "BOOL", help_heading = SANDBOX)]
+    pub host_kernels: Option<bool>,
+    /// Where compiled plugins are cached [default: $ROUTEREVAL_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/routereval-engine, else ~/.cache/routereval-engine]
+    #[arg(long, value_name = "DIR", help_heading = SANDBOX)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile plugins afresh and cache nothing
+    #[arg(long, help_heading = SANDBOX, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+    /// Where native plugins run [default: auto]
+    #[arg(long, value_enum, value_name = "MODE", help_heading = NATIVE)]
+    pub isolate: Option<IsolateArg>,
+    /// Trust the native plugin with this SHA-256 (hex, as the JSON output's `plugins` lists
+    /// it): with --isolate auto it runs in-process (repeatable; adds to `trusted_plugins`)
+    #[arg(long = "trust", value_name = "SHA256", help_heading = NATIVE)]
+    pub trusted: Vec<String>,
+    /// The executable isolated evaluations run in [default: this program]
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub worker_exe: Option<PathBuf>,
+}
+
+pub const SANDBOX: &str =
+    "Plugin limits (WebAssembly; timeout, output and log caps also bind isolated native plugins)";
+pub const NATIVE: &str = "Native plugins";

@@ -1,0 +1,7 @@
+//! One module per command.
+
+pub mod build_dataset;
+pub mod inspect;
+pub mod routers;
+pub mod run;
+pub mod synth;

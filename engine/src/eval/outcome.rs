@@ -1,0 +1,94 @@
+//! What one evaluation gives: a contestant's [`Attempt`] (its answer or its failure, with the fuel
+//! and log), and the row of the results, [`EvalResult`], once the runner has validated and
+//! scored the answer.
+
+use routereval_sdk::Routing;
+
+use crate::data::Difficulty;
+use crate::eval::contestant::ContestantKind;
+use crate::eval::metrics::Metrics;
+use crate::failure::Failure;
+
+/// What a contestant answers for one pool.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// A routing of the test queries, which the runner validates and scores.
+    Routing(Routing),
+    /// Metrics it computed itself: a reference bound (the engine's own code, from the test
+    /// scores), or an `exec:` program that prints them (self-reported, flagged on the row).
+    Metrics(Metrics),
+}
+
+/// A contestant's attempt at one pool: its answer or its failure, and what it used on the way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// The answer, or why there is none.
+    pub answer: Result<Answer, Failure>,
+    /// Fuel a WebAssembly plugin consumed: its deterministic compute cost.
+    pub fuel: Option<u64>,
+    /// What the plugin or program logged (capped by the policy); empty when nothing.
+    pub log: String,
+}
+
+impl Attempt {
+    /// An attempt with nothing but its answer (or failure).
+    pub fn of(answer: Result<Answer, Failure>) -> Attempt {
+        Attempt {
+            answer,
+            fuel: None,
+            log: String::new(),
+        }
+    }
+}
+
+/// One row of the results: which evaluation, and its metrics or its failure (exactly one of the
+/// two: [`EvalResult::outcome`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalResult {
+    /// The contestant's label.
+    pub router: String,
+    /// How the contestant was loaded.
+    pub kind: ContestantKind,
+    /// Whether the metrics are the router's own word (an exec router that prints them): the
+    /// engine did not compute them, and they are never a verified result.
+    pub self_reported: bool,
+    /// Benchmark name.
+    pub benchmark: String,
+    /// Pool difficulty.
+    pub difficulty: Difficulty,
+    /// Pool size.
+    pub m: usize,
+    /// Pool group.
+    pub group: String,
+    /// The metrics, or the failure.
+    pub outcome: Result<Metrics, Failure>,
+    /// Wall time of the evaluation (fit, route, validation and metrics).
+    pub seconds: f64,
+    /// Fuel a WebAssembly plugin consumed: its deterministic compute cost.
+    pub fuel: Option<u64>,
+    /// What a WebAssembly plugin, an isolated native plugin or a program logged (capped by the
+    /// policy), when anything.
+    pub log: Option<String>,
+}
+
+impl EvalResult {
+    /// Whether it succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// Whether the contestant is a reference bound.
+    pub fn is_bound(&self) -> bool {
+        self.kind == ContestantKind::Bound
+    }
+
+    /// The metrics, when it succeeded.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.outcome.as_ref().ok()
+    }
+
+    /// The failure, when it did not.
+    pub fn error(&self) -> Option<&Failure> {
+        self.outcome.as_ref().err()
+    }
+}

@@ -1,0 +1,165 @@
+//! The routers the engine can run by name: the built-in baselines, plus any a program embedding
+//! the engine registers.
+
+use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
+
+use crate::eval::bounds::BOUND_NAMES;
+use crate::eval::contestant::is_valid_name;
+
+/// An object-safe router, as the engine drives it.
+pub trait DynRouter: Send {
+    /// See [`Router::fit`].
+    ///
+    /// # Errors
+    /// As the router's.
+    fn fit(&mut self, train: &Split<'_>, val: &Split<'_>) -> Result<(), RouterError>;
+    /// See [`Router::route`].
+    ///
+    /// # Errors
+    /// As the router's.
+    fn route(&self, queries: &Queries<'_>) -> Result<Routing, RouterError>;
+}
+
+impl<R: Router + Send> DynRouter for R {
+    fn fit(&mut self, train: &Split<'_>, val: &Split<'_>) -> Result<(), RouterError> {
+        Router::fit(self, train, val)
+    }
+    fn route(&self, queries: &Queries<'_>) -> Result<Routing, RouterError> {
+        Router::route(self, queries)
+    }
+}
+
+/// Builds a router from its parameters.
+pub type Factory = fn(&Params) -> Result<Box<dyn DynRouter>, RouterError>;
+
+fn factory<R: Router + Send + 'static>(p: &Params) -> Result<Box<dyn DynRouter>, RouterError> {
+    Ok(Box::new(R::new(p)?))
+}
+
+/// One router the engine knows by name.
+#[derive(Clone, Debug)]
+pub struct RouterInfo {
+    /// The name used with `--router`.
+    pub name: String,
+    /// One line on what it does.
+    pub summary: String,
+    /// Its parameters and their defaults, one line.
+    pub params: String,
+    /// Builds it.
+    pub factory: Factory,
+    /// Whether a run without `--router` includes it (routers that take minutes per pool with
+    /// their defaults, such as MLPR, are run only when asked for).
+    pub in_default_run: bool,
+}
+
+/// The routers available by name.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    routers: Vec<RouterInfo>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// The built-in routers.
+    pub fn builtin() -> Self {
+        let mut r = Registry::new();
+        r.register::<routereval_plugin_knn::Knn>(
+            "knn",
+            "k nearest training queries by cosine similarity; mean of their scores per candidate (RouterEval's PRKnn)",
+            "k=5",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_best_on_train::BestOnTrain>(
+            "best-on-train",
+            "always the candidate with the best mean training score, whatever the query: the bar any router must clear",
+            "none",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_cluster::Cluster>(
+            "cluster",
+            "k-means (k-means++) over the training embeddings; the best candidate of the nearest cluster (RouterEval's C-RoBERTa cluster router)",
+            "k=3, iters=300, tol=0.0001",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_linear::Linear>(
+            "linear",
+            "a linear layer predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's LinearR)",
+            "lr=0.01, epochs=10, batch=1",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_logreg::LogReg>(
+            "logreg",
+            "an L2-regularised logistic regression per candidate on the embedding (L-BFGS; scikit-learn's LogisticRegression objective); not in the default run",
+            "c=1, iters=100, tol=0.0001",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_mf::Mf>(
+            "mf",
+            "matrix factorisation: projected query times a learned embedding per candidate, BCE + Adam (RouteLLM's MF, m candidates); not in the default run",
+            "rank=64, lr=0.001, epochs=20, batch=32",
+        )
+        .expect("built-in names are unique");
+        r.register::<routereval_plugin_mlp::Mlp>(
+            "mlp",
+            "d-256-256-m ReLU network predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's MLPR); not in the default run: minutes per pool",
+            "lr=0.0001, epochs=100, batch=1, hidden=256, layers=2",
+        )
+        .expect("built-in names are unique");
+        r.set_in_default_run("mlp", false);
+        // About a third of a second per pool: it would take the default run past its 3 s.
+        r.set_in_default_run("logreg", false);
+        r.set_in_default_run("mf", false);
+        r
+    }
+
+    /// Includes or leaves out the router `name` from runs without `--router` (no effect when
+    /// there is no such router).
+    pub fn set_in_default_run(&mut self, name: &str, yes: bool) {
+        if let Some(r) = self.routers.iter_mut().find(|r| r.name == name) {
+            r.in_default_run = yes;
+        }
+    }
+
+    /// Adds a router under `name`.
+    ///
+    /// # Errors
+    /// When the name is taken, reserved for a bound, or not made of letters, digits, `-`, `_`
+    /// and `.`.
+    pub fn register<R: Router + Send + 'static>(
+        &mut self,
+        name: &str,
+        summary: &str,
+        params: &str,
+    ) -> Result<(), String> {
+        if !is_valid_name(name) {
+            return Err(format!(
+                "router name `{name}` must be letters, digits, `-`, `_` or `.`"
+            ));
+        }
+        if BOUND_NAMES.contains(&name) || self.get(name).is_some() {
+            return Err(format!("router name `{name}` is already taken"));
+        }
+        self.routers.push(RouterInfo {
+            name: name.to_string(),
+            summary: summary.to_string(),
+            params: params.to_string(),
+            factory: factory::<R>,
+            in_default_run: true,
+        });
+        Ok(())
+    }
+
+    /// The router called `name`.
+    pub fn get(&self, name: &str) -> Option<&RouterInfo> {
+        self.routers.iter().find(|r| r.name == name)
+    }
+
+    /// All routers, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &RouterInfo> {
+        self.routers.iter()
+    }
+}

@@ -1,0 +1,196 @@
+//! Planning and executing evaluations: every (benchmark, pool, contestant) is one task; tasks run
+//! in parallel with rayon, and results come back in plan order whatever the thread count.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use routereval_sdk::RouterError;
+
+use crate::data::{Difficulty, Pool, RouterDataset};
+use crate::eval::contestant::{ContestantKind, Job, SharedContestant};
+use crate::eval::metrics::{self, Metrics};
+pub use crate::eval::outcome::EvalResult;
+use crate::eval::outcome::{Answer, Attempt};
+use crate::eval::validate::validate;
+use crate::failure::{Failure, FailureKind};
+
+/// Which pools to evaluate; `None` means all.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only pools of this difficulty.
+    pub difficulty: Option<Difficulty>,
+    /// Only pools of these sizes.
+    pub candidates: Option<Vec<usize>>,
+    /// Only pools of these groups.
+    pub groups: Option<Vec<String>>,
+}
+
+impl Selection {
+    /// Whether `pool` is selected.
+    pub fn accepts(&self, pool: &Pool) -> bool {
+        self.difficulty.is_none_or(|d| d == pool.difficulty)
+            && self
+                .candidates
+                .as_ref()
+                .is_none_or(|c| c.contains(&pool.m()))
+            && self.groups.as_ref().is_none_or(|g| g.contains(&pool.group))
+    }
+}
+
+/// One evaluation to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// Index into the datasets.
+    pub dataset: usize,
+    /// Index into that dataset's pools.
+    pub pool: usize,
+    /// Index into the contestants.
+    pub contestant: usize,
+}
+
+/// Every selected (dataset, pool, contender), in a fixed order.
+pub fn plan(
+    datasets: &[RouterDataset],
+    contestants: &[SharedContestant],
+    sel: &Selection,
+) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for (d, ds) in datasets.iter().enumerate() {
+        for (p, pool) in ds.pools.iter().enumerate() {
+            if !sel.accepts(pool) {
+                continue;
+            }
+            for c in 0..contestants.len() {
+                tasks.push(Task {
+                    dataset: d,
+                    pool: p,
+                    contestant: c,
+                });
+            }
+        }
+    }
+    tasks
+}
+
+/// Where an evaluation runs, for messages: `router `knn` on gsm8k easy m=3 all_strong`.
+fn context(label: &str, ds: &RouterDataset, pool: &Pool) -> String {
+    format!(
+        "router `{label}` on {} {} m={} {}",
+        ds.benchmark,
+        pool.difficulty,
+        pool.m(),
+        pool.group
+    )
+}
+
+/// Validates and scores a contestant's answer: a routing is checked (shape, values, choices)
+/// before any metric is computed; metrics a contestant computed (a bound, a self-reporting
+/// program) are taken as they are, the latter flagged on the row.
+fn score(answer: Answer, ds: &RouterDataset, pool: &Pool) -> Result<Metrics, Failure> {
+    match answer {
+        Answer::Metrics(m) => Ok(m),
+        Answer::Routing(routing) => match validate(&routing, ds.test.len(), pool.m()) {
+            Err(why) => Err(Failure::new(
+                FailureKind::InvalidOutput,
+                format!("invalid output: {why}"),
+            )),
+            Ok(()) => Ok(metrics::evaluate(
+                &pool.test_scores,
+                ds.acc_ref,
+                routing.belief(),
+                routing.choices(),
+            )),
+        },
+    }
+}
+
+/// Runs one task: the contestant's attempt (a panic that escapes it is the engine's, and fails
+/// this evaluation only), then validation and metrics.
+pub fn execute_one(
+    datasets: &[RouterDataset],
+    contestants: &[SharedContestant],
+    task: Task,
+) -> EvalResult {
+    let start = Instant::now();
+    let ds = &datasets[task.dataset];
+    let pool = &ds.pools[task.pool];
+    let contestant = &contestants[task.contestant];
+    let label = contestant.label();
+    let job = Job { dataset: ds, pool };
+    let attempt =
+        catch_unwind(AssertUnwindSafe(|| contestant.evaluate(&job))).unwrap_or_else(|payload| {
+            Attempt::of(Err(Failure::new(
+                FailureKind::Panic,
+                format!(
+                    "the engine panicked running it: {}",
+                    RouterError::from_panic(&*payload).message()
+                ),
+            )))
+        });
+    let outcome = attempt
+        .answer
+        .and_then(|answer| score(answer, ds, pool))
+        .map_err(|f| f.within(&context(label, ds, pool)));
+    EvalResult {
+        router: label.to_string(),
+        kind: contestant.kind(),
+        self_reported: contestant.self_reported(),
+        benchmark: ds.benchmark.clone(),
+        difficulty: pool.difficulty,
+        m: pool.m(),
+        group: pool.group.clone(),
+        outcome,
+        seconds: start.elapsed().as_secs_f64(),
+        fuel: attempt.fuel,
+        log: Some(attempt.log).filter(|l| !l.is_empty()),
+    }
+}
+
+/// Runs every task in parallel on the current rayon pool; `on_done` is called as each one
+/// finishes (from worker threads, in completion order). Results are in task order.
+///
+/// The workers take tasks largest first (by the size of the training split, queries x
+/// (dimension + candidates)), each the next one as it becomes free: so a sweep does not end
+/// with one core training the biggest pool while the other idles.
+pub fn execute(
+    datasets: &[RouterDataset],
+    contestants: &[SharedContestant],
+    tasks: &[Task],
+    on_done: &(dyn Fn(&EvalResult) + Sync),
+) -> Vec<EvalResult> {
+    let size = |t: &Task| {
+        if contestants[t.contestant].kind() == ContestantKind::Bound {
+            return 0;
+        }
+        let ds = &datasets[t.dataset];
+        let pool = &ds.pools[t.pool];
+        pool.train_scores.rows() * (ds.train.embeddings.cols() + pool.m())
+    };
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&tasks[i])));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<EvalResult>>> =
+        tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = rayon::current_num_threads().min(tasks.len());
+    rayon::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|_| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&i) = order.get(k) else { break };
+                    let r = execute_one(datasets, contestants, tasks[i]);
+                    on_done(&r);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every task ran")
+        })
+        .collect()
+}

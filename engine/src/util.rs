@@ -1,0 +1,86 @@
+//! Small helpers with no engine types, used on every layer: text made safe for a terminal or cut
+//! to a length, hex digests, panic payloads. (A leaf: it imports nothing from the crate.)
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// Whether `c` would change how a terminal shows what follows: control characters (C0, DEL,
+/// C1: escape sequences, carriage returns, newlines that forge rows) and the invisible marks
+/// that reorder bidirectional text.
+fn is_terminal_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` as it may be shown on a terminal: every control character (C0, DEL, C1: escape
+/// sequences, carriage returns, newlines that forge rows) and every invisible mark that reorders
+/// bidirectional text written as `\u{..}`, everything else unchanged. For text a plugin or a
+/// file supplies (router names, error messages, log lines, model names): a router must not be
+/// able to repaint the screen or forge a row of the table. JSON output keeps the exact text
+/// (JSON escapes it).
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    terminal_safe_keeping(s, false)
+}
+
+/// [`terminal_safe`], keeping newlines when `newlines` (for multi-line messages).
+pub fn terminal_safe_keeping(s: &str, newlines: bool) -> Cow<'_, str> {
+    let escape = |c: char| is_terminal_control(c) && !(newlines && c == '\n');
+    if !s.chars().any(escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if escape(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `bytes` as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The SHA-256 of `bytes`, lowercase hex (as `sha256sum` prints it).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The SHA-256 of the file at `path`, lowercase hex.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    Ok(sha256_hex(&std::fs::read(path)?))
+}
+
+/// `v` for a message: `1e300`, not three hundred digits.
+pub fn short_number(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}

@@ -84,3 +84,71 @@ pub fn short_number(v: f64) -> String {
         v.to_string()
     }
 }
+
+/// For the unit tests: an allocator that counts each thread's live heap bytes, so a test can
+/// bound the memory a decoder uses on hostile input (see `pickle`'s fuzz test).
+#[cfg(test)]
+pub(crate) mod test_alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<usize> = const { Cell::new(0) };
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn grew(by: usize) {
+        let live = LIVE.with(|l| {
+            let v = l.get().saturating_add(by);
+            l.set(v);
+            v
+        });
+        PEAK.with(|p| p.set(p.get().max(live)));
+    }
+
+    fn shrank(by: usize) {
+        LIVE.with(|l| l.set(l.get().saturating_sub(by)));
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged; the counters are
+    // const-initialised thread-locals without destructors, which never allocate.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.dealloc(ptr, layout) };
+            shrank(layout.size());
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: forwarded with the caller's guarantees.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                shrank(layout.size());
+                grew(new_size);
+            }
+            p
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// Runs `f` and returns its result with the most heap memory this thread held above what it
+    /// held before, in bytes.
+    pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let out = f();
+        let peak = PEAK.with(Cell::get);
+        (out, peak.saturating_sub(base))
+    }
+}

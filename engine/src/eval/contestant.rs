@@ -8,49 +8,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use routereval_sdk::{Params, Queries, RouterError, Split};
-use serde::Serialize;
 
 use crate::data::{Pool, RouterDataset, SplitData};
 use crate::eval::bounds::Bound;
+pub use crate::eval::outcome::ContestantKind;
 use crate::eval::outcome::{Answer, Attempt};
+pub use crate::eval::registry::is_valid_name;
 use crate::eval::registry::{Factory, Registry};
 use crate::failure::Failure;
-
-/// How a contestant is loaded (the `kind` of its results).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ContestantKind {
-    /// Linked into the engine (the registry).
-    Builtin,
-    /// A WebAssembly component, run in the sandbox.
-    Wasm,
-    /// A native library, in-process or isolated in child processes.
-    Native,
-    /// A program run per evaluation.
-    Exec,
-    /// A reference bound computed by the engine.
-    Bound,
-}
-
-impl ContestantKind {
-    /// `builtin`, `wasm`, `native`, `exec` or `bound`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContestantKind::Builtin => "builtin",
-            ContestantKind::Wasm => "wasm",
-            ContestantKind::Native => "native",
-            ContestantKind::Exec => "exec",
-            ContestantKind::Bound => "bound",
-        }
-    }
-}
-
-impl fmt::Display for ContestantKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One evaluation's input: the dataset and the pool. A contestant shows a router only the views
 /// ([`Job::views`]): train and validation splits with scores, test queries without.
@@ -117,14 +82,6 @@ pub trait Contestant: Send + Sync + fmt::Debug {
 
 /// A shared, loaded contestant.
 pub type SharedContestant = Arc<dyn Contestant>;
-
-/// Whether `name` can name a router: letters, digits, `-`, `_` and `.`, not empty.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
 
 /// The name a plugin reports for itself, if it is a usable one: trimmed, at most 64
 /// characters, [`is_valid_name`]. (A plugin is then named after its file instead.)

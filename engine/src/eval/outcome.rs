@@ -2,12 +2,50 @@
 //! and log), and the row of the results, [`EvalResult`], once the runner has validated and
 //! scored the answer.
 
+use std::fmt;
+
 use routereval_sdk::Routing;
+use serde::Serialize;
 
 use crate::data::Difficulty;
-use crate::eval::contestant::ContestantKind;
 use crate::eval::metrics::Metrics;
 use crate::failure::Failure;
+
+/// How a contestant is loaded (the `kind` of its results).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContestantKind {
+    /// Linked into the engine (the registry).
+    Builtin,
+    /// A WebAssembly component, run in the sandbox.
+    Wasm,
+    /// A native library, in-process or isolated in child processes.
+    Native,
+    /// A program run per evaluation.
+    Exec,
+    /// A reference bound computed by the engine.
+    Bound,
+}
+
+impl ContestantKind {
+    /// `builtin`, `wasm`, `native`, `exec` or `bound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContestantKind::Builtin => "builtin",
+            ContestantKind::Wasm => "wasm",
+            ContestantKind::Native => "native",
+            ContestantKind::Exec => "exec",
+            ContestantKind::Bound => "bound",
+        }
+    }
+}
+
+impl fmt::Display for ContestantKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a contestant answers for one pool.
 #[derive(Clone, Debug, PartialEq)]

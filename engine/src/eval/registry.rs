@@ -4,7 +4,6 @@
 use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
 
 use crate::eval::bounds::BOUND_NAMES;
-use crate::eval::contestant::is_valid_name;
 
 /// An object-safe router, as the engine drives it.
 pub trait DynRouter: Send {
@@ -56,6 +55,14 @@ pub struct RouterInfo {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     routers: Vec<RouterInfo>,
+}
+
+/// Whether `name` can name a router: letters, digits, `-`, `_` and `.`, not empty.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl Registry {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::test_alloc::peak_during;
+use crate::util::test_alloc::peak_during;
 
 /// A small pickle writer for the handcrafted cases (protocol 4 opcodes).
 #[derive(Default)]

@@ -5,6 +5,7 @@
 //! ```ignore
 //! routereval_sdk::export_router!(MyRouter);                 // named after the crate
 //! routereval_sdk::export_router!(MyRouter, name = "mine");  // or named explicitly
+//! routereval_sdk::export_router!(MyRouter, about);          // or by its card (`impl Describe`)
 //! ```
 //!
 //! Built for a `wasm32` target the macro emits the exports of the WIT world `plugin` of
@@ -94,11 +95,16 @@ pub const WIT_PACKAGE: &str = "routereval:router@1.0.0";
 /// On a `wasm32` target it exports the router as a WebAssembly component of the
 /// `routereval:router@1.0.0` world; on the host, with the crate's `native-plugin` feature, as
 /// a native library's `abi_stable` root module. Give `name = "..."` to name the router in
-/// results; the default is the crate's package name.
+/// results, or `about` to take the name from its [`Describe`](crate::Describe) card; the
+/// default is the crate's package name.
 #[macro_export]
 macro_rules! export_router {
     ($router:ty) => {
         $crate::export_router!($router, name = env!("CARGO_PKG_NAME"));
+    };
+    // The name from the router's card (`impl Describe`).
+    ($router:ty, about) => {
+        $crate::export_router!($router, name = <$router as $crate::Describe>::ABOUT.name);
     };
     ($router:ty, name = $name:expr) => {
         #[cfg(target_family = "wasm")]

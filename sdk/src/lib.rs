@@ -111,6 +111,7 @@
 #[path = "wasm_guest.rs"]
 pub mod __wasm;
 pub mod abi;
+mod about;
 mod data;
 #[macro_use]
 mod dispatch;
@@ -124,6 +125,7 @@ mod params;
 mod rng;
 mod routing;
 
+pub use about::{About, Describe, ParamDoc};
 pub use data::{Queries, Split, Texts};
 pub use error::RouterError;
 pub use log::{Level, log};

@@ -169,6 +169,7 @@ pub struct RouterModule {
     /// The SDK version the library was built with.
     pub sdk_version: RStr<'static>,
     /// Builds a router from the seed and its parameters.
+    // Spelled out, not `NewFn`: `StableAbi` needs the higher-ranked lifetimes written here.
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(
         seed: u64,
@@ -182,9 +183,6 @@ impl RootModule for RouterModuleRef {
     const NAME: &'static str = "routereval router plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
-
-/// The SDK version as `abi_stable` compares it.
-pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 // ------------------------------------------------------------------------------------------
 // Conversions, used by both sides.

@@ -379,3 +379,66 @@ fn a_routers_own_seed_labels_its_row() {
         out.stderr
     );
 }
+
+/// Each built-in router's card (its crate's `impl Describe`) tells the truth: building it with
+/// the card's defaults written out gives the same numbers as building it with no parameters, and
+/// `routers` shows every parameter. (MLPR is checked for its keys only: its defaults take minutes
+/// per pool.)
+#[test]
+fn each_router_card_states_the_defaults_its_router_uses() {
+    let registry = routereval_engine::Registry::builtin();
+    let listing = run(&["routers"]).stdout;
+    for info in registry.iter() {
+        let about = info.about.expect("built-in routers carry a card");
+        assert_eq!(about.name, info.name);
+        for p in about.params {
+            assert!(
+                listing.contains(&format!("{}={}: {}", p.key, p.default, p.doc)),
+                "`routers` does not show {}'s `{}`:\n{listing}",
+                info.name,
+                p.key
+            );
+        }
+        let explicit = if about.params.is_empty() {
+            info.name.clone()
+        } else {
+            format!("{}:{}", info.name, about.defaults_spec())
+        };
+        if about.params.is_empty() {
+            // Nothing to write out; a parameter it does not have is refused.
+            let out = run(&["--router", &format!("{}:k=1", info.name)]);
+            assert_eq!(out.code, 2, "{}", out.stdout);
+            continue;
+        }
+        if info.name == "mlp" {
+            // Every key on the card is one the router accepts.
+            let out = run(&["--router", &explicit, "--candidates", "0"]);
+            assert!(!out.stderr.contains("unknown parameter"), "{}", out.stderr);
+            continue;
+        }
+        let both = run(&[
+            "--format",
+            "json",
+            "--candidates",
+            "3",
+            "--router",
+            &info.name,
+            "--router",
+            &explicit,
+        ]);
+        assert_eq!(both.code, 0, "{}", both.stderr);
+        let rows = both.json()["results"].as_array().unwrap().clone();
+        let (implicit, written): (Vec<_>, Vec<_>) =
+            rows.iter().partition(|r| r["router"] == info.name.as_str());
+        assert_eq!(implicit.len(), written.len(), "{}", info.name);
+        for (a, b) in implicit.iter().zip(&written) {
+            for key in ["mu", "vb", "ep"] {
+                assert_eq!(
+                    a[key], b[key],
+                    "{}: `{key}` with the card's defaults {explicit}",
+                    info.name
+                );
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The routers the engine can run by name: the built-in baselines, plus any a program embedding
 //! the engine registers.
 
-use routereval_sdk::{Params, Queries, Router, RouterError, Routing, Split};
+use routereval_sdk::{About, Describe, Params, Queries, Router, RouterError, Routing, Split};
 
 use crate::eval::bounds::BOUND_NAMES;
 
@@ -46,6 +46,8 @@ pub struct RouterInfo {
     pub params: String,
     /// Builds it.
     pub factory: Factory,
+    /// Its card, when it has one: each parameter's default and meaning.
+    pub about: Option<About>,
     /// Whether a run without `--router` includes it (routers that take minutes per pool with
     /// their defaults, such as MLPR, are run only when asked for).
     pub in_default_run: bool,
@@ -74,48 +76,14 @@ impl Registry {
     /// The built-in routers.
     pub fn builtin() -> Self {
         let mut r = Registry::new();
-        r.register::<routereval_plugin_knn::Knn>(
-            "knn",
-            "k nearest training queries by cosine similarity; mean of their scores per candidate (RouterEval's PRKnn)",
-            "k=5",
-        )
-        .expect("built-in names are unique");
-        r.register::<routereval_plugin_best_on_train::BestOnTrain>(
-            "best-on-train",
-            "always the candidate with the best mean training score, whatever the query: the bar any router must clear",
-            "none",
-        )
-        .expect("built-in names are unique");
-        r.register::<routereval_plugin_cluster::Cluster>(
-            "cluster",
-            "k-means (k-means++) over the training embeddings; the best candidate of the nearest cluster (RouterEval's C-RoBERTa cluster router)",
-            "k=3, iters=300, tol=0.0001",
-        )
-        .expect("built-in names are unique");
-        r.register::<routereval_plugin_linear::Linear>(
-            "linear",
-            "a linear layer predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's LinearR)",
-            "lr=0.01, epochs=10, batch=1",
-        )
-        .expect("built-in names are unique");
-        r.register::<routereval_plugin_logreg::LogReg>(
-            "logreg",
-            "an L2-regularised logistic regression per candidate on the embedding (L-BFGS; scikit-learn's LogisticRegression objective); not in the default run",
-            "c=1, iters=100, tol=0.0001",
-        )
-        .expect("built-in names are unique");
-        r.register::<routereval_plugin_mf::Mf>(
-            "mf",
-            "matrix factorisation: projected query times a learned embedding per candidate, BCE + Adam (RouteLLM's MF, m candidates); not in the default run",
-            "rank=64, lr=0.001, epochs=20, batch=32",
-        )
-        .expect("built-in names are unique");
-        r.register::<routereval_plugin_mlp::Mlp>(
-            "mlp",
-            "d-256-256-m ReLU network predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's MLPR); not in the default run: minutes per pool",
-            "lr=0.0001, epochs=100, batch=1, hidden=256, layers=2",
-        )
-        .expect("built-in names are unique");
+        // Each router's name, summary and parameters come from its crate's card.
+        r.register_described::<routereval_plugin_knn::Knn>();
+        r.register_described::<routereval_plugin_best_on_train::BestOnTrain>();
+        r.register_described::<routereval_plugin_cluster::Cluster>();
+        r.register_described::<routereval_plugin_linear::Linear>();
+        r.register_described::<routereval_plugin_logreg::LogReg>();
+        r.register_described::<routereval_plugin_mf::Mf>();
+        r.register_described::<routereval_plugin_mlp::Mlp>();
         r.set_in_default_run("mlp", false);
         // About a third of a second per pool: it would take the default run past its 3 s.
         r.set_in_default_run("logreg", false);
@@ -155,9 +123,24 @@ impl Registry {
             summary: summary.to_string(),
             params: params.to_string(),
             factory: factory::<R>,
+            about: None,
             in_default_run: true,
         });
         Ok(())
+    }
+
+    /// Adds a router under the name its card ([`Describe`]) gives, with the card's summary and
+    /// parameters. For the built-in routers, whose names are known to be valid and distinct.
+    ///
+    /// # Panics
+    /// When the card's name is taken or invalid (a programming error).
+    pub fn register_described<R: Router + Describe + Send + 'static>(&mut self) {
+        let about = R::ABOUT;
+        self.register::<R>(about.name, about.summary, &about.params_line())
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(info) = self.routers.last_mut() {
+            info.about = Some(about);
+        }
     }
 
     /// The router called `name`.

@@ -35,4 +35,14 @@ impl Router for BestOnTrain {
     }
 }
 
-routereval_sdk::export_router!(BestOnTrain, name = "best-on-train");
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for BestOnTrain {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "best-on-train",
+        summary: "always the candidate with the best mean training score, whatever the query: the bar any router must clear",
+        params: &[],
+    };
+}
+
+routereval_sdk::export_router!(BestOnTrain, about);

@@ -275,7 +275,33 @@ impl Router for Cluster {
     }
 }
 
-routereval_sdk::export_router!(Cluster, name = "cluster");
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for Cluster {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "cluster",
+        summary: "k-means (k-means++) over the training embeddings; the best candidate of the nearest cluster (RouterEval's C-RoBERTa cluster router)",
+        params: &[
+            routereval_sdk::ParamDoc {
+                key: "k",
+                default: "3",
+                doc: "clusters",
+            },
+            routereval_sdk::ParamDoc {
+                key: "iters",
+                default: "300",
+                doc: "most Lloyd iterations",
+            },
+            routereval_sdk::ParamDoc {
+                key: "tol",
+                default: "0.0001",
+                doc: "relative shift of the centres that stops them",
+            },
+        ],
+    };
+}
+
+routereval_sdk::export_router!(Cluster, about);
 
 #[cfg(test)]
 mod tests {

@@ -137,6 +137,22 @@ impl Router for Knn {
     }
 }
 
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for Knn {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "knn",
+        summary: "k nearest training queries by cosine similarity; mean of their scores per candidate (RouterEval's PRKnn)",
+        params: &[routereval_sdk::ParamDoc {
+            key: "k",
+            default: "5",
+            doc: "neighbours averaged",
+        }],
+    };
+}
+
+routereval_sdk::export_router!(Knn, about);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +235,3 @@ mod tests {
         );
     }
 }
-
-routereval_sdk::export_router!(Knn, name = "knn");

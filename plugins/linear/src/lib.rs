@@ -46,7 +46,33 @@ impl Router for Linear {
     }
 }
 
-routereval_sdk::export_router!(Linear, name = "linear");
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for Linear {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "linear",
+        summary: "a linear layer predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's LinearR)",
+        params: &[
+            routereval_sdk::ParamDoc {
+                key: "lr",
+                default: "0.01",
+                doc: "Adam learning rate",
+            },
+            routereval_sdk::ParamDoc {
+                key: "epochs",
+                default: "10",
+                doc: "passes over the training split",
+            },
+            routereval_sdk::ParamDoc {
+                key: "batch",
+                default: "1",
+                doc: "queries per step",
+            },
+        ],
+    };
+}
+
+routereval_sdk::export_router!(Linear, about);
 
 #[cfg(test)]
 mod tests {

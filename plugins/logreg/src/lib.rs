@@ -292,7 +292,33 @@ impl Router for LogReg {
     }
 }
 
-routereval_sdk::export_router!(LogReg, name = "logreg");
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for LogReg {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "logreg",
+        summary: "an L2-regularised logistic regression per candidate on the embedding (L-BFGS; scikit-learn's LogisticRegression objective); not in the default run",
+        params: &[
+            routereval_sdk::ParamDoc {
+                key: "c",
+                default: "1",
+                doc: "inverse L2 strength (scikit-learn's C)",
+            },
+            routereval_sdk::ParamDoc {
+                key: "iters",
+                default: "100",
+                doc: "most L-BFGS iterations",
+            },
+            routereval_sdk::ParamDoc {
+                key: "tol",
+                default: "0.0001",
+                doc: "gradient tolerance that stops them",
+            },
+        ],
+    };
+}
+
+routereval_sdk::export_router!(LogReg, about);
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,38 @@ impl Router for Mf {
     }
 }
 
-routereval_sdk::export_router!(Mf, name = "mf");
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for Mf {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "mf",
+        summary: "matrix factorisation: projected query times a learned embedding per candidate, BCE + Adam (RouteLLM's MF, m candidates); not in the default run",
+        params: &[
+            routereval_sdk::ParamDoc {
+                key: "rank",
+                default: "64",
+                doc: "embedding rank",
+            },
+            routereval_sdk::ParamDoc {
+                key: "lr",
+                default: "0.001",
+                doc: "Adam learning rate",
+            },
+            routereval_sdk::ParamDoc {
+                key: "epochs",
+                default: "20",
+                doc: "passes over the training split",
+            },
+            routereval_sdk::ParamDoc {
+                key: "batch",
+                default: "32",
+                doc: "queries per step",
+            },
+        ],
+    };
+}
+
+routereval_sdk::export_router!(Mf, about);
 
 #[cfg(test)]
 mod tests {

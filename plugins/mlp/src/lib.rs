@@ -52,7 +52,43 @@ impl Router for Mlp {
     }
 }
 
-routereval_sdk::export_router!(Mlp, name = "mlp");
+/// The router's card: its name, summary and parameters with their defaults, read by
+/// `export_router!`, the engine's registry and `routereval-engine routers`.
+impl routereval_sdk::Describe for Mlp {
+    const ABOUT: routereval_sdk::About = routereval_sdk::About {
+        name: "mlp",
+        summary: "d-256-256-m ReLU network predicting each candidate's correctness, BCE + Adam, cosine lr (RouterEval's MLPR); not in the default run: minutes per pool",
+        params: &[
+            routereval_sdk::ParamDoc {
+                key: "lr",
+                default: "0.0001",
+                doc: "Adam learning rate",
+            },
+            routereval_sdk::ParamDoc {
+                key: "epochs",
+                default: "100",
+                doc: "passes over the training split",
+            },
+            routereval_sdk::ParamDoc {
+                key: "batch",
+                default: "1",
+                doc: "queries per step",
+            },
+            routereval_sdk::ParamDoc {
+                key: "hidden",
+                default: "256",
+                doc: "width of each hidden layer",
+            },
+            routereval_sdk::ParamDoc {
+                key: "layers",
+                default: "2",
+                doc: "hidden layers",
+            },
+        ],
+    };
+}
+
+routereval_sdk::export_router!(Mlp, about);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,9 @@ pub fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
     for r in registry.iter() {
         writeln!(out, "  {:<10} {}", r.name, r.summary)?;
         writeln!(out, "  {:<10} parameters: {} (and seed)", "", r.params)?;
+        for p in r.about.iter().flat_map(|a| a.params) {
+            writeln!(out, "  {:<10}   {}={}: {}", "", p.key, p.default, p.doc)?;
+        }
     }
     writeln!(
         out,
@@ -37,7 +40,7 @@ pub fn list_routers(registry: &Registry, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "native plugins (libraries of {}), isolated per --isolate:\n  --plugin {}[:key=value,...]",
-        native::ABI,
+        native::abi(),
         native::library_file_name("router")
     )?;
     Ok(())

@@ -34,12 +34,11 @@ use crate::eval::outcome::{Answer, Attempt};
 use crate::failure::{Failure, FailureKind};
 use crate::plugin::policy::SandboxPolicy;
 
-/// The native ABI this engine implements, as shown in results.
-pub const ABI: &str = concat!(
-    "routereval-sdk ",
-    env!("CARGO_PKG_VERSION"),
-    " (abi_stable 0.11)"
-);
+/// The native ABI this engine implements, as shown in results: the SDK's version (the one
+/// `abi_stable` checks a library's against) and the `abi_stable` line.
+pub fn abi() -> String {
+    format!("routereval-sdk {SDK_VERSION} (abi_stable 0.11)")
+}
 
 /// Where a native plugin's evaluations run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -495,7 +494,7 @@ impl Contestant for NativeContestant {
             "path": self.plugin.path(),
             "sha256": self.plugin.sha256(),
             "sdk_version": self.plugin.sdk_version(),
-            "abi": ABI,
+            "abi": abi(),
             "isolation": self.plugin.isolation(),
         }))
     }

@@ -14,7 +14,7 @@ pub const MATMUL_MACS_PER_FUEL: u64 = 8;
 /// matrix kernels need the store (to charge fuel), which wasmtime's generated host traits only
 /// give with its async component model.
 pub(super) fn link_host(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    let mut host = linker.instance("routereval:router/host@1.0.0")?;
+    let mut host = linker.instance(&host_import())?;
     host.func_wrap(
         "log",
         |cx: StoreContextMut<'_, State>, (level, message): (Level, String)| {

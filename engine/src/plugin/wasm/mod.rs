@@ -61,9 +61,24 @@ use bindings::routereval::router::host::Level;
 use bindings::routereval::router::types as wit;
 
 /// The plugin ABI this engine implements.
-pub const ABI: &str = "routereval:router@1.0.0";
-const ROUTER_EXPORT: &str = "routereval:router/router@1.0.0";
+pub const ABI: &str = routereval_sdk::abi::WIT_PACKAGE;
 const ROUTER_EXPORT_PREFIX: &str = "routereval:router/router@";
+const HOST_IMPORT_PREFIX: &str = "routereval:router/host@";
+
+/// The version of the WIT package (`1.0.0`), from the SDK's [`ABI`].
+fn abi_version() -> &'static str {
+    ABI.rsplit_once('@').map_or(ABI, |(_, v)| v)
+}
+
+/// The interface a plugin must export: `routereval:router/router@<version>`.
+fn router_export() -> String {
+    format!("{ROUTER_EXPORT_PREFIX}{}", abi_version())
+}
+
+/// The host interface the engine defines: `routereval:router/host@<version>`.
+fn host_import() -> String {
+    format!("{HOST_IMPORT_PREFIX}{}", abi_version())
+}
 
 /// What `info` may use when a plugin is loaded (fuel, seconds): a plugin that cannot say its
 /// name within it is not loaded into a run that would wait for it.
@@ -203,11 +218,6 @@ impl WasmHost {
             compat,
             _ticker: ticker,
         }))
-    }
-
-    /// The sandbox policy.
-    pub fn policy(&self) -> &SandboxPolicy {
-        &self.policy
     }
 
     fn cache_path(&self, sha: &str) -> Option<PathBuf> {
@@ -368,13 +378,14 @@ impl WasmPlugin {
         let p = self.path.display();
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        if !exports.iter().any(|n| n == ROUTER_EXPORT) {
+        let router_export = router_export();
+        if !exports.contains(&router_export) {
             if let Some(other) = exports.iter().find(|n| n.starts_with(ROUTER_EXPORT_PREFIX)) {
                 let theirs = other.trim_start_matches(ROUTER_EXPORT_PREFIX);
                 return Err(unusable(
                     FailureKind::AbiMismatch,
                     format!(
-                        "plugin `{p}` implements routereval:router@{theirs}, this engine implements \
+                        "plugin `{p}` implements {ROUTER_EXPORT_PREFIX}{theirs}, this engine implements \
                          {ABI}; rebuild the plugin against routereval-sdk {} (or an engine that \
                          implements its version)",
                         routereval_sdk::SDK_VERSION
@@ -389,19 +400,19 @@ impl WasmPlugin {
             return Err(unusable(
                 FailureKind::MissingExport,
                 format!(
-                    "plugin `{p}` does not export `{ROUTER_EXPORT}` (it exports {list}); a Rust \
+                    "plugin `{p}` does not export `{router_export}` (it exports {list}); a Rust \
                      router gets it from `routereval_sdk::export_router!(MyRouter)`"
                 ),
             ));
         }
         for (name, _) in ty.imports(engine) {
-            if let Some(v) = name.strip_prefix("routereval:router/host@")
-                && v != "1.0.0"
+            if let Some(v) = name.strip_prefix(HOST_IMPORT_PREFIX)
+                && v != abi_version()
             {
                 return Err(unusable(
                     FailureKind::AbiMismatch,
                     format!(
-                        "plugin `{p}` imports routereval:router/host@{v}, this engine implements \
+                        "plugin `{p}` imports {HOST_IMPORT_PREFIX}{v}, this engine implements \
                          {ABI}"
                     ),
                 ));
@@ -425,7 +436,7 @@ impl WasmPlugin {
             };
             unusable(
                 kind,
-                format!("plugin `{p}` does not match {ROUTER_EXPORT}: {text}"),
+                format!("plugin `{p}` does not match {router_export}: {text}"),
             )
         })
     }

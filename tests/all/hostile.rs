@@ -2,7 +2,7 @@
 //! typed error while the rest of the run goes on: host-kernel calls with shapes that allocate or
 //! work without paying, WASI sleeps past the deadline, text that drives the terminal, and
 //! dataset values no router or metric can use. (The pickle reader's own attacks and its fuzz
-//! test are unit tests of `engine/src/pickle.rs`.)
+//! test are unit tests of `engine/src/data/pickle/`.)
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -33,6 +33,7 @@ use crate::eval::contestant::{Contestant, ContestantKind, Job, row_label};
 use crate::eval::outcome::{Answer, Attempt};
 use crate::failure::{Failure, FailureKind};
 use crate::plugin::policy::SandboxPolicy;
+use crate::util::clip;
 
 /// The native ABI this engine implements, as shown in results: the SDK's version (the one
 /// `abi_stable` checks a library's against) and the `abi_stable` line.
@@ -195,18 +196,6 @@ fn describe(path: &Path, e: LibraryError) -> Failure {
             ),
         ),
     }
-}
-
-/// Cuts `s` to at most `max` bytes at a character boundary.
-fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The name and SDK version a root module reports (the name sanitised as for WASM plugins).

@@ -385,9 +385,10 @@ impl WasmPlugin {
                 return Err(unusable(
                     FailureKind::AbiMismatch,
                     format!(
-                        "plugin `{p}` implements {ROUTER_EXPORT_PREFIX}{theirs}, this engine implements \
+                        "plugin `{p}` implements {}@{theirs}, this engine implements \
                          {ABI}; rebuild the plugin against routereval-sdk {} (or an engine that \
                          implements its version)",
+                        ABI.rsplit_once('@').map_or(ABI, |(package, _)| package),
                         routereval_sdk::SDK_VERSION
                     ),
                 ));

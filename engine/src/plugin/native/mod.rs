@@ -18,7 +18,6 @@ pub mod isolate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use abi_stable::library::{LibraryError, lib_header_from_path};
 use abi_stable::std_types::{RResult, RSlice};
@@ -29,10 +28,11 @@ use routereval_sdk::native::{
 };
 use routereval_sdk::{Params, Queries, Routing, SDK_VERSION, Split};
 
-use crate::eval::contestant::{Contestant, ContestantKind, Job, row_label};
+use crate::eval::contestant::ContestantKind;
 use crate::eval::outcome::{Answer, Attempt};
 use crate::failure::{Failure, FailureKind};
 use crate::plugin::policy::SandboxPolicy;
+use crate::plugin::{LoadedPlugin, PluginContestant};
 use crate::util::clip;
 
 /// The native ABI this engine implements, as shown in results: the SDK's version (the one
@@ -436,55 +436,32 @@ impl NativePlugin {
 }
 
 /// A native plugin with its parameters: one row of the results.
-#[derive(Debug)]
-pub struct NativeContestant {
-    plugin: Arc<NativePlugin>,
-    params: Params,
-    label: String,
-}
+pub type NativeContestant = PluginContestant<NativePlugin>;
 
-impl NativeContestant {
-    /// The plugin with `params`, in a run whose seed is `run_seed` (labelled `name@native`, with
-    /// its parameters as [`row_label`] shows them).
-    pub fn new(plugin: Arc<NativePlugin>, params: Params, run_seed: u64) -> NativeContestant {
-        let label = row_label(&format!("{}@native", plugin.name()), &params, run_seed);
-        NativeContestant {
-            plugin,
-            params,
-            label,
-        }
+impl LoadedPlugin for NativePlugin {
+    const KIND: ContestantKind = ContestantKind::Native;
+
+    fn name(&self) -> &str {
+        NativePlugin::name(self)
     }
 
-    /// The loaded plugin.
-    pub fn plugin(&self) -> &NativePlugin {
-        &self.plugin
-    }
-}
-
-impl Contestant for NativeContestant {
-    fn label(&self) -> &str {
-        &self.label
-    }
-
-    fn kind(&self) -> ContestantKind {
-        ContestantKind::Native
+    fn evaluate(
+        &self,
+        params: &Params,
+        train: &Split<'_>,
+        val: &Split<'_>,
+        test: &Queries<'_>,
+    ) -> Attempt {
+        NativePlugin::evaluate(self, params, train, val, test)
     }
 
-    fn evaluate(&self, job: &Job<'_>) -> Attempt {
-        match job.views() {
-            Ok((train, val, test)) => self.plugin.evaluate(&self.params, &train, &val, &test),
-            Err(e) => Attempt::of(Err(Failure::from_router("prepare", &e))),
-        }
-    }
-
-    fn provenance(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({
-            "router": self.label,
-            "path": self.plugin.path(),
-            "sha256": self.plugin.sha256(),
-            "sdk_version": self.plugin.sdk_version(),
+    fn provenance(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path(),
+            "sha256": self.sha256(),
+            "sdk_version": self.sdk_version(),
             "abi": abi(),
-            "isolation": self.plugin.isolation(),
-        }))
+            "isolation": self.isolation(),
+        })
     }
 }

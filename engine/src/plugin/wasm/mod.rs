@@ -36,10 +36,11 @@ use wasmtime::{Config, Engine, OptLevel, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::eval::contestant::{Contestant, ContestantKind, Job, row_label};
+use crate::eval::contestant::ContestantKind;
 use crate::eval::outcome::{Answer, Attempt};
 use crate::failure::{Failure, FailureKind};
 use crate::plugin::policy::SandboxPolicy;
+use crate::plugin::{LoadedPlugin, PluginContestant};
 
 mod classify;
 mod kernels;
@@ -605,55 +606,32 @@ impl Session<'_> {
 }
 
 /// A WebAssembly plugin with its parameters: one row of the results.
-#[derive(Debug)]
-pub struct WasmContestant {
-    plugin: Arc<WasmPlugin>,
-    params: Params,
-    label: String,
-}
+pub type WasmContestant = PluginContestant<WasmPlugin>;
 
-impl WasmContestant {
-    /// The plugin with `params`, in a run whose seed is `run_seed` (labelled `name@wasm`, with
-    /// its parameters as [`row_label`] shows them).
-    pub fn new(plugin: Arc<WasmPlugin>, params: Params, run_seed: u64) -> WasmContestant {
-        let label = row_label(&format!("{}@wasm", plugin.name()), &params, run_seed);
-        WasmContestant {
-            plugin,
-            params,
-            label,
-        }
+impl LoadedPlugin for WasmPlugin {
+    const KIND: ContestantKind = ContestantKind::Wasm;
+
+    fn name(&self) -> &str {
+        WasmPlugin::name(self)
     }
 
-    /// The loaded plugin.
-    pub fn plugin(&self) -> &WasmPlugin {
-        &self.plugin
-    }
-}
-
-impl Contestant for WasmContestant {
-    fn label(&self) -> &str {
-        &self.label
-    }
-
-    fn kind(&self) -> ContestantKind {
-        ContestantKind::Wasm
+    fn evaluate(
+        &self,
+        params: &Params,
+        train: &Split<'_>,
+        val: &Split<'_>,
+        test: &Queries<'_>,
+    ) -> Attempt {
+        WasmPlugin::evaluate(self, params, train, val, test)
     }
 
-    fn evaluate(&self, job: &Job<'_>) -> Attempt {
-        match job.views() {
-            Ok((train, val, test)) => self.plugin.evaluate(&self.params, &train, &val, &test),
-            Err(e) => Attempt::of(Err(Failure::from_router("prepare", &e))),
-        }
-    }
-
-    fn provenance(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({
-            "router": self.label,
-            "path": self.plugin.path(),
-            "sha256": self.plugin.sha256(),
-            "sdk_version": self.plugin.sdk_version(),
+    fn provenance(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path(),
+            "sha256": self.sha256(),
+            "sdk_version": self.sdk_version(),
             "abi": ABI,
-        }))
+        })
     }
 }
 

@@ -113,8 +113,6 @@ pub mod __wasm;
 pub mod abi;
 mod about;
 mod data;
-#[macro_use]
-mod dispatch;
 mod error;
 mod log;
 mod math;
@@ -122,20 +120,18 @@ mod math;
 pub mod native;
 pub mod nn;
 mod params;
-mod rng;
 mod routing;
 
 pub use about::{About, Describe, ParamDoc};
 pub use data::{Queries, Split, Texts};
 pub use error::RouterError;
 pub use log::{Level, log};
-pub use math::{
-    argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, ln_1p_det, matmul_abt,
-    normalise_in_place, sigmoid_det, softmax_f64, softmax_in_place, top_k, top_k_dot,
-    top_k_dot_local,
-};
+pub use math::{matmul_abt, top_k_dot};
 pub use params::{ParamValue, Params};
-pub use rng::Rng;
+pub use routereval_kernels::{
+    Rng, argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, ln_1p_det,
+    normalise_in_place, sigmoid_det, softmax_f64, softmax_in_place, top_k, top_k_dot_local,
+};
 pub use routing::Routing;
 
 /// The SDK's version; plugins report it so the engine can refuse an incompatible one.

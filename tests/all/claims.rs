@@ -557,3 +557,41 @@ fn isolated_workers_cannot_dump_core() {
         .collect();
     assert_eq!(&fields[..2], ["0", "0"], "{message}");
 }
+
+/// ARCHITECTURE.md's code map names every module of the engine (a file added or moved without
+/// its line in the map fails here), and every layer folder it names exists.
+#[test]
+fn the_code_map_names_every_engine_module() {
+    let root = crate::util::root();
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let src = root.join("engine/src");
+    let mut stack = vec![src.clone()];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                let last = p.file_name().unwrap().to_str().unwrap();
+                assert!(
+                    map.contains(&format!("`{last}/`")),
+                    "ARCHITECTURE.md does not name `{last}/`"
+                );
+                stack.push(p);
+                continue;
+            }
+            let name = p.file_name().unwrap().to_str().unwrap();
+            if !name.ends_with(".rs") || ["lib.rs", "main.rs", "mod.rs"].contains(&name) {
+                continue;
+            }
+            seen += 1;
+            // A command's module is named as the command (`build_dataset.rs`: `build-dataset`).
+            let stem = name.trim_end_matches(".rs").replace('_', "-");
+            assert!(
+                map.contains(&format!("`{name}`")) || map.contains(&format!("`{stem}`")),
+                "ARCHITECTURE.md's code map does not name {}",
+                p.display()
+            );
+        }
+    }
+    assert!(seen > 30, "{seen} modules");
+}

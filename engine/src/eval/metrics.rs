@@ -10,7 +10,7 @@
 //!
 //! **Architecture invariant**: nothing here reads files, clocks, randomness or global state.
 
-use routereval_sdk::argmax;
+use routereval_kernels::argmax;
 
 use crate::data::Matrix;
 

@@ -119,7 +119,7 @@ fn divider_ns() -> f64 {
 }
 
 /// A copy of the SDK's fused batch-1 update of one 48 x 768 layer (kept in the L2 cache): the
-/// input's gradient, then Adam per weight, as `sdk/src/nn.rs` does it. With `divider` false the
+/// input's gradient, then Adam per weight, as `kernels/src/nn.rs` does it. With `divider` false the
 /// square root and division are replaced by a multiplication (not Adam; timing only), which
 /// leaves the loads, stores, multiplications and additions: what the update costs besides the
 /// divider. Returns nanoseconds per update.

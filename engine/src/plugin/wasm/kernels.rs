@@ -1,5 +1,5 @@
 //! The host interface `routereval:router/host`: `log`, `panicking`, and the kernels
-//! `matmul-abt` and `top-k-dot`, which compute natively with the SDK's code, charge the plugin's
+//! `matmul-abt` and `top-k-dot`, which compute natively with `routereval-kernels` (the code built-in routers run), charge the plugin's
 //! fuel for every dimension, count their memory against its cap and check the deadline between
 //! row blocks.
 
@@ -156,7 +156,7 @@ pub(super) fn in_row_blocks(
     Ok(())
 }
 
-/// `matmul-abt`: `a · bᵀ` natively, with the SDK's kernel (the one built-in routers use).
+/// `matmul-abt`: `a · bᵀ` natively, with `routereval-kernels`' kernel (the one built-in routers use).
 #[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
 pub(super) fn host_matmul(
     mut cx: StoreContextMut<'_, State>,
@@ -171,7 +171,7 @@ pub(super) fn host_matmul(
     let (n, k, p) = (n as usize, k as usize, p as usize);
     let mut out = vec![0.0f32; n * p];
     in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        routereval_sdk::matmul_abt(
+        routereval_kernels::matmul_abt(
             &a[start * k..end * k],
             &b,
             end - start,
@@ -183,7 +183,7 @@ pub(super) fn host_matmul(
     Ok((Some(out),))
 }
 
-/// `top-k-dot`: nearest neighbours by dot product natively, with the SDK's code.
+/// `top-k-dot`: nearest neighbours by dot product natively, with `routereval-kernels`' code.
 #[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
 pub(super) fn host_top_k_dot(
     mut cx: StoreContextMut<'_, State>,
@@ -208,7 +208,7 @@ pub(super) fn host_top_k_dot(
     let (n, d, p, per_row) = (n as usize, d as usize, p as usize, per_row as usize);
     let mut found = Vec::with_capacity(n * per_row);
     in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        found.extend(routereval_sdk::top_k_dot_local(
+        found.extend(routereval_kernels::top_k_dot_local(
             &a[start * d..end * d],
             &b,
             end - start,

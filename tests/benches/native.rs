@@ -76,7 +76,7 @@ fn main() {
     let datasets = vec![embedded::default_dataset().expect("embedded data")];
     let registry = Registry::builtin();
     let params = Params::new(0);
-    let contenders = [
+    let contestants = [
         (
             "built in",
             contestant::parse("knn", 0, &registry).expect("knn"),
@@ -105,7 +105,7 @@ fn main() {
     let reps = 7;
     let mut per_eval = Vec::new();
     let mut reference: Option<Vec<EvalResult>> = None;
-    for (label, c) in &contenders {
+    for (label, c) in &contestants {
         let cs = std::slice::from_ref(c);
         let tasks = run::plan(&datasets, cs, &Selection::default());
         let mut times = Vec::new();

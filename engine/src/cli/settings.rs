@@ -20,7 +20,7 @@ use crate::plugin::wasm;
 pub struct Plan {
     pub seed: u64,
     pub datasets: Vec<PathBuf>,
-    pub contenders: Vec<Spec>,
+    pub contestants: Vec<Spec>,
     pub policy: SandboxPolicy,
     pub cache_dir: Option<PathBuf>,
     pub isolate: IsolateArg,
@@ -74,16 +74,16 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
         None => RunConfig::default(),
     };
     let seed = args.seed.or(cfg.seed).unwrap_or(0);
-    let mut contenders = Vec::new();
+    let mut contestants = Vec::new();
     if !args.routers.is_empty() || !args.plugins.is_empty() {
         for spec in &args.routers {
-            contenders.push(Spec::Ready(
+            contestants.push(Spec::Ready(
                 contestant::parse(spec, seed, registry)
                     .map_err(|e| anyhow::anyhow!("--router {e}"))?,
             ));
         }
         for spec in &args.plugins {
-            contenders.push(parse_plugin(spec, seed)?);
+            contestants.push(parse_plugin(spec, seed)?);
         }
     } else if !cfg.routers.is_empty() {
         for entry in &cfg.routers {
@@ -95,7 +95,7 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
                         entry.label()
                     );
                 }
-                contenders.push(Spec::Exec(match &entry.name {
+                contestants.push(Spec::Exec(match &entry.name {
                     Some(name) => format!("exec[{name}]:{command}"),
                     None => format!("exec:{command}"),
                 }));
@@ -103,7 +103,7 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
             }
             let params = entry.params(seed)?;
             match (&entry.name, &entry.plugin) {
-                (Some(name), _) => contenders.push(Spec::Ready(
+                (Some(name), _) => contestants.push(Spec::Ready(
                     contestant::build_seeded(name, params, seed, registry)
                         .map_err(|e| anyhow::anyhow!("config router `{name}`: {e}"))?,
                 )),
@@ -111,7 +111,7 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
                     if !path.is_file() {
                         bail!("config plugin `{}`: no such file", path.display());
                     }
-                    contenders.push(Spec::Plugin {
+                    contestants.push(Spec::Plugin {
                         path: path.clone(),
                         params,
                     });
@@ -123,12 +123,12 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
         }
     } else {
         for r in registry.iter().filter(|r| r.in_default_run) {
-            contenders.push(Spec::Ready(
+            contestants.push(Spec::Ready(
                 contestant::parse(&r.name, seed, registry).map_err(|e| anyhow::anyhow!(e))?,
             ));
         }
         for b in ["oracle", "random", "r_o:p=0.5"] {
-            contenders.push(Spec::Ready(
+            contestants.push(Spec::Ready(
                 contestant::parse(b, seed, registry).map_err(|e| anyhow::anyhow!(e))?,
             ));
         }
@@ -213,7 +213,7 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
     Ok(Plan {
         seed,
         datasets,
-        contenders,
+        contestants,
         policy,
         cache_dir,
         isolate,

@@ -48,7 +48,7 @@ pub struct Task {
     pub contestant: usize,
 }
 
-/// Every selected (dataset, pool, contender), in a fixed order.
+/// Every selected (dataset, pool, contestant), in a fixed order.
 pub fn plan(
     datasets: &[RouterDataset],
     contestants: &[SharedContestant],

@@ -12,7 +12,7 @@ use crate::cli::args::{Format, IsolateArg, RunArgs};
 use crate::cli::settings::{Plan, Spec, resolve};
 use crate::cli::{ExitStatus, Io};
 use crate::data::RouterDataset;
-use crate::eval::contestant::SharedContestant;
+use crate::eval::contestant::{Contestant, SharedContestant};
 use crate::eval::registry::Registry;
 use crate::eval::run::{self, EvalResult};
 use crate::plugin::native::{self, Isolation, NativeContestant, NativePlugin, PluginFormat};
@@ -66,7 +66,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
 /// Loads the plugins (compiling WebAssembly ones or reading the compiled cache; loading or
 /// probing native ones) and checks the row labels are distinct.
 fn load_contestants(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<SharedContestant>> {
-    let specs = std::mem::take(&mut plan.contenders);
+    let specs = std::mem::take(&mut plan.contestants);
     let mut host = None;
     let mut contestants = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -85,7 +85,7 @@ fn load_contestants(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<SharedCo
                         "note: `{}` prints its own metrics (RouterEval's contract): its rows are \
                          marked self-reported; put {{out}} in the command and save the routing \
                          there to have the engine compute them",
-                        crate::eval::contestant::Contestant::label(&router)
+                        router.label()
                     );
                 }
                 contestants.push(Arc::new(router));
@@ -108,8 +108,7 @@ fn load_contestants(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<SharedCo
                 )
             }
             PluginFormat::Native => {
-                let sha = crate::util::file_sha256(&path)
-                    .with_context(|| format!("cannot read plugin `{}`", path.display()))?;
+                let sha = native::file_sha256(&path)?;
                 let isolation = match plan.isolate {
                     IsolateArg::None => Isolation::InProcess,
                     IsolateArg::Process => Isolation::Process,
@@ -154,6 +153,11 @@ fn load_contestants(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<SharedCo
     Ok(contestants)
 }
 
+/// Runs the evaluations `args` ask for and writes the table or JSON; the status says whether
+/// any failed.
+///
+/// # Errors
+/// A usage, config, dataset or plugin-loading error: nothing was evaluated.
 pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitStatus> {
     let started = Instant::now();
     let mut plan = resolve(args, registry)?;

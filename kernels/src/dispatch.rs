@@ -45,3 +45,21 @@ macro_rules! dispatch {
         }
     };
 }
+
+/// The instruction set the dispatched kernels use on this CPU: `avx512` (F, VL, DQ), `avx2`
+/// or `baseline` (every version gives the same bits; a manifest records it all the same).
+pub fn instruction_set() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+        {
+            return "avx512";
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "baseline"
+}

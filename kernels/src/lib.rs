@@ -17,6 +17,7 @@
 
 #[macro_use]
 mod dispatch;
+pub use dispatch::instruction_set;
 mod math;
 pub mod nn;
 mod rng;

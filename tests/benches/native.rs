@@ -111,7 +111,7 @@ fn main() {
         let mut times = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
-            let rs = pool.install(|| run::execute(&datasets, cs, &tasks, &|_| {}));
+            let rs = pool.install(|| run::execute(&datasets, cs, &tasks, &|_| {}, &|_, _| {}));
             times.push(t.elapsed());
             assert!(rs.iter().all(EvalResult::is_ok), "{label}: {rs:?}");
             match &reference {

@@ -51,6 +51,12 @@ pub enum Command {
     /// Show what datasets hold: shapes, pools and models, accuracies per split, fractional
     /// scores, prompts shared between splits, checksums
     Inspect(InspectArgs),
+    /// Join results files (the shards of one plan, or a single run's) into one report, as one
+    /// run would have written it
+    Merge(MergeArgs),
+    /// Run a recorded run again (from its JSON document or results file) and report whether
+    /// every number is identical (timings aside)
+    Rerun(RerunArgs),
     /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
     /// with this; not for people)
     #[command(name = "__native-worker", hide = true)]
@@ -79,6 +85,78 @@ pub enum DifficultyArg {
 pub enum Format {
     Table,
     Json,
+}
+
+/// How a run or a merge writes its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The paper-style table for the terminal
+    Table,
+    /// One JSON document: manifest, statistics settings, one object per evaluation
+    Json,
+    /// One JSON object per evaluation per line (`pandas.read_json(path, lines=True)`)
+    Jsonl,
+    /// Long format, one line per evaluation (`pandas.read_csv(path)`)
+    Csv,
+    /// Paper-style tables per benchmark and pool size with intervals, and the summary over
+    /// benchmarks
+    Markdown,
+}
+
+impl ReportFormat {
+    /// The report layer's format.
+    pub fn to_report(self) -> crate::report::Format {
+        use crate::report::Format as F;
+        match self {
+            ReportFormat::Table => F::Table,
+            ReportFormat::Json => F::Json,
+            ReportFormat::Jsonl => F::Jsonl,
+            ReportFormat::Csv => F::Csv,
+            ReportFormat::Markdown => F::Markdown,
+        }
+    }
+}
+
+/// Options shared by everything that renders results (`run`, `merge`, `rerun`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct OutputArgs {
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Write the output to FILE (atomically) instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write SVG plots into DIR: mu against pool size per benchmark and averaged, and a V_B
+    /// heatmap
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Bootstrap resamples for the intervals and paired comparisons; 0 for none [default:
+    /// 2000]
+    #[arg(long, value_name = "N")]
+    pub bootstrap: Option<usize>,
+}
+
+/// Options of `merge`.
+#[derive(Clone, Debug, Args)]
+pub struct MergeArgs {
+    /// Results files (`run --results`), e.g. one per shard: they must be of one plan and hold
+    /// every evaluation of it between them
+    #[arg(value_name = "RESULTS", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// Options of `rerun`.
+#[derive(Clone, Debug, Args)]
+pub struct RerunArgs {
+    /// A JSON document (`run --format json`) or a results file (`run --results`) whose run to
+    /// repeat
+    #[arg(value_name = "MANIFEST_OR_RESULTS")]
+    pub file: PathBuf,
+    /// Worker threads [default: the recorded run's]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Options of `inspect`.
@@ -199,9 +277,8 @@ pub struct RunArgs {
     /// Only pools of these groups: all_strong, all_weak, strong_to_weak (or a dataset's own)
     #[arg(long = "group", value_delimiter = ',', value_name = "GROUP,...")]
     pub groups: Option<Vec<String>>,
-    /// Output format [default: table]
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Seed handed to every router (a router's own `seed=` parameter overrides it) [default: 0]
     #[arg(long)]
     pub seed: Option<u64>,
@@ -211,13 +288,25 @@ pub struct RunArgs {
     /// A TOML run configuration (see configs/); command-line options override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Write the output to FILE (atomically) instead of standard output
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Report each evaluation on standard error as it finishes (default when stderr is a
-    /// terminal)
-    #[arg(long)]
+    /// Append each evaluation to FILE (JSON lines, fsynced) as it finishes, with the run's
+    /// manifest: a killed run loses nothing it finished (see --resume); `merge` reports it
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub results: Option<PathBuf>,
+    /// Carry on with the --results file: skip the evaluations it holds (a torn last line from a
+    /// kill is redone); refused when the file is of a different plan
+    #[arg(long, requires = "results")]
+    pub resume: bool,
+    /// Run only shard I of N (0-based) of the plan, balanced by estimated cost; `merge` joins the
+    /// shards' --results files
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Print one line per evaluation on standard error as it finishes (for logs) instead of the
+    /// progress bar
+    #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
+    /// No progress bar and no summary on standard error
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Fuel budget per evaluation, about one unit per WebAssembly instruction; 0 for none
     /// [default: 10000000000000]
     #[arg(long, value_name = "N", help_heading = SANDBOX)]

@@ -6,7 +6,7 @@
 //! difficulty = "easy"                   # easy | hard | all
 //! candidates = [3, 5]
 //! groups = ["all_strong", "all_weak", "strong_to_weak"]
-//! format = "table"                      # table | json
+//! format = "table"                      # table | json | jsonl | csv | markdown
 //! isolate = "auto"                      # native plugins: auto | process | none
 //! trusted_plugins = ["<sha256>"]        # native plugins auto runs in-process
 //!
@@ -59,7 +59,7 @@ pub struct RunConfig {
     pub candidates: Option<Vec<usize>>,
     /// Pool groups.
     pub groups: Option<Vec<String>>,
-    /// `table` or `json`.
+    /// `table`, `json`, `jsonl`, `csv` or `markdown`.
     pub format: Option<String>,
     /// Worker threads (default: one per core).
     pub threads: Option<usize>,

@@ -16,6 +16,7 @@ use crate::eval::registry::Registry;
 pub mod args;
 pub mod commands;
 pub mod config;
+pub mod manifest;
 pub mod settings;
 
 /// How a command ended: the process's exit status.
@@ -111,6 +112,8 @@ where
         Some(Command::Inspect(args)) => commands::inspect::inspect(&args, io.out).map(done),
         Some(Command::Synth(args)) => commands::synth::synth(&args, io.out, io.err).map(done),
         Some(Command::Run(args)) => commands::run::run(&args, registry, io),
+        Some(Command::Merge(args)) => commands::merge::merge(&args, io.out, io.err),
+        Some(Command::Rerun(args)) => commands::rerun::rerun(&args, registry, io),
         None => commands::run::run(&cli.run, registry, io),
     };
     match result {

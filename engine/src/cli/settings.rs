@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use routereval_sdk::Params;
 
-use crate::cli::args::{DifficultyArg, Format, IsolateArg, RunArgs};
+use crate::cli::args::{DifficultyArg, IsolateArg, ReportFormat, RunArgs};
 use crate::cli::config::RunConfig;
 use crate::data::Difficulty;
 use crate::eval::contestant::{self, SharedContestant};
@@ -27,7 +27,7 @@ pub struct Plan {
     pub trusted: Vec<String>,
     pub worker_exe: Option<PathBuf>,
     pub selection: Selection,
-    pub format: Format,
+    pub format: ReportFormat,
     pub threads: Option<usize>,
 }
 
@@ -197,12 +197,17 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
             Some(other) => bail!("config: difficulty `{other}` is not easy, hard or all"),
         },
     };
-    let format = match args.format {
+    let format = match args.out.format {
         Some(f) => f,
         None => match cfg.format.as_deref() {
-            None | Some("table") => Format::Table,
-            Some("json") => Format::Json,
-            Some(other) => bail!("config: format `{other}` is not table or json"),
+            None | Some("table") => ReportFormat::Table,
+            Some("json") => ReportFormat::Json,
+            Some("jsonl") => ReportFormat::Jsonl,
+            Some("csv") => ReportFormat::Csv,
+            Some("markdown") => ReportFormat::Markdown,
+            Some(other) => {
+                bail!("config: format `{other}` is not table, json, jsonl, csv or markdown")
+            }
         },
     };
     let datasets = if args.datasets.is_empty() {

@@ -112,7 +112,9 @@ impl<T: Copy + Into<f64>> Matrix<T> {
 }
 
 /// Pool difficulty: RouterEval's easy pools have m in {3, 5}, hard pools m in {10, 100, 1000}.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Difficulty {
     /// Few candidates.

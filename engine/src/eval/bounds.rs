@@ -79,6 +79,27 @@ impl Bound {
     pub fn evaluate(&self, test: &Matrix<f64>, acc_ref: Option<f64>) -> Metrics {
         mixture(test, acc_ref, self.oracle_weight())
     }
+
+    /// The bound's expected score on each test query (its `mu` is their mean up to rounding):
+    /// the row's best score for the oracle, its mean for random, `p * best + (1 - p) * mean`
+    /// for the mixture.
+    pub fn per_query(&self, test: &Matrix<f64>) -> Vec<f64> {
+        let p = self.oracle_weight();
+        (0..test.rows())
+            .map(|i| {
+                let row = test.row(i);
+                let best = row.iter().copied().fold(0.0, f64::max);
+                let mean = row.iter().sum::<f64>() / row.len().max(1) as f64;
+                if p == 1.0 {
+                    best
+                } else if p == 0.0 {
+                    mean
+                } else {
+                    p * best + (1.0 - p) * mean
+                }
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for Bound {

@@ -78,6 +78,34 @@ pub trait Contestant: Send + Sync + fmt::Debug {
     fn provenance(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// Its cost per unit of work (training rows x (dimension + candidates)), relative to kNN's:
+    /// what shards are balanced by. Unknown contestants (plugins, programs) count as 1.
+    fn cost_class(&self) -> f64 {
+        1.0
+    }
+}
+
+/// The cost class of a built-in router with `params` (see [`Contestant::cost_class`]): seconds
+/// per unit of work on the synthetic paper sweep (`scripts/sweep`, 2 cores), relative to kNN's,
+/// scaled by the parameters that multiply the work (epochs; mini-batches make an epoch about
+/// half as dear as batch-1 steps).
+pub fn builtin_cost_class(name: &str, params: &Params) -> f64 {
+    let epochs = |default: f64| params.f64_or("epochs", default).unwrap_or(default) / default;
+    let batched = if params.f64_or("batch", 1.0).is_ok_and(|b| b > 1.0) {
+        0.5
+    } else {
+        1.0
+    };
+    match name {
+        "mlp" => 600.0 * epochs(100.0) * batched,
+        "logreg" => 60.0,
+        "linear" => 37.0 * epochs(10.0) * batched,
+        "mf" => 15.0,
+        "knn" | "cluster" => 1.0,
+        "best-on-train" => 0.1,
+        _ => 1.0,
+    }
 }
 
 /// A shared, loaded contestant.
@@ -141,6 +169,10 @@ impl Contestant for BuiltinRouter {
         ContestantKind::Builtin
     }
 
+    fn cost_class(&self) -> f64 {
+        builtin_cost_class(&self.name, &self.params)
+    }
+
     fn evaluate(&self, job: &Job<'_>) -> Attempt {
         // The router runs in this process: its panic is caught here, at the stage it happened,
         // and becomes a `panic` failure as a plugin's would.
@@ -191,11 +223,16 @@ impl Contestant for BoundContestant {
         ContestantKind::Bound
     }
 
+    fn cost_class(&self) -> f64 {
+        0.0
+    }
+
     fn evaluate(&self, job: &Job<'_>) -> Attempt {
-        let m = self
-            .bound
-            .evaluate(&job.pool.test_scores, job.dataset.acc_ref);
-        Attempt::of(Ok(Answer::Metrics(m)))
+        let test = &job.pool.test_scores;
+        Attempt::of(Ok(Answer::Metrics {
+            metrics: self.bound.evaluate(test, job.dataset.acc_ref),
+            per_query: Some(self.bound.per_query(test)),
+        }))
     }
 }
 

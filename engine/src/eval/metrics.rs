@@ -41,6 +41,15 @@ pub fn choices(belief: &[f32], m: usize, explicit: Option<&[u32]>) -> Vec<usize>
     }
 }
 
+/// The test score of the chosen candidate for each query (`mu` is their mean).
+pub fn per_query(test: &Matrix<f64>, choices: &[usize]) -> Vec<f64> {
+    choices
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| test.get(i, c))
+        .collect()
+}
+
 /// `mu`: the mean test score of the chosen candidates.
 pub fn mu(test: &Matrix<f64>, choices: &[usize]) -> f64 {
     let n = test.rows();

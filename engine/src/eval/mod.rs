@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod outcome;
 pub mod registry;
 pub mod run;
+pub mod stats;
 pub mod validate;

@@ -3,16 +3,17 @@
 //! scored the answer.
 
 use std::fmt;
+use std::sync::Arc;
 
 use routereval_sdk::Routing;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Difficulty;
 use crate::eval::metrics::Metrics;
 use crate::failure::Failure;
 
 /// How a contestant is loaded (the `kind` of its results).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ContestantKind {
@@ -53,8 +54,14 @@ pub enum Answer {
     /// A routing of the test queries, which the runner validates and scores.
     Routing(Routing),
     /// Metrics it computed itself: a reference bound (the engine's own code, from the test
-    /// scores), or an `exec:` program that prints them (self-reported, flagged on the row).
-    Metrics(Metrics),
+    /// scores, with the per-query values behind its `mu`), or an `exec:` program that prints
+    /// them (self-reported, flagged on the row, no per-query values).
+    Metrics {
+        /// The four numbers.
+        metrics: Metrics,
+        /// The score behind `mu` for each test query, when known.
+        per_query: Option<Vec<f64>>,
+    },
 }
 
 /// A contestant's attempt at one pool: its answer or its failure, and what it used on the way.
@@ -100,6 +107,10 @@ pub struct EvalResult {
     pub group: String,
     /// The metrics, or the failure.
     pub outcome: Result<Metrics, Failure>,
+    /// The score of the routed candidate on each test query, in test order (`mu` is their
+    /// mean): what the confidence intervals and paired comparisons resample. `None` for
+    /// failures and self-reported metrics.
+    pub query_scores: Option<Arc<[f64]>>,
     /// Wall time of the evaluation (fit, route, validation and metrics).
     pub seconds: f64,
     /// Fuel a WebAssembly plugin consumed: its deterministic compute cost.

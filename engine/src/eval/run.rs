@@ -7,7 +7,7 @@ use std::time::Instant;
 use routereval_sdk::RouterError;
 
 use crate::data::{Difficulty, Pool, RouterDataset};
-use crate::eval::contestant::{ContestantKind, Job, SharedContestant};
+use crate::eval::contestant::{Job, SharedContestant};
 use crate::eval::metrics::{self, Metrics};
 pub use crate::eval::outcome::EvalResult;
 use crate::eval::outcome::{Answer, Attempt};
@@ -72,6 +72,39 @@ pub fn plan(
     tasks
 }
 
+/// The estimated cost of a task, in kNN-units: the contestant's cost class times the work of
+/// its pool (training rows x (dimension + candidates)), plus a little for every task (loading,
+/// validation, metrics). What workers start largest-first and shards are balanced by.
+pub fn estimate(datasets: &[RouterDataset], contestants: &[SharedContestant], t: &Task) -> f64 {
+    let ds = &datasets[t.dataset];
+    let pool = &ds.pools[t.pool];
+    let work = pool.train_scores.rows() as f64 * (ds.train.embeddings.cols() + pool.m()) as f64;
+    let fixed = (ds.test.len() * pool.m()) as f64;
+    contestants[t.contestant].cost_class() * work + fixed
+}
+
+/// The tasks (indices into `estimates`) of shard `index` of `count`: the longest-processing-time
+/// rule (tasks by estimate, largest first, each to the shard with the least estimated work so
+/// far; ties to the lower index), so that the shards finish at about the same time. A pure
+/// function of the estimates: every shard of a plan computes the same partition.
+pub fn shard_tasks(estimates: &[f64], index: usize, count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..estimates.len()).collect();
+    order.sort_by(|&a, &b| estimates[b].total_cmp(&estimates[a]).then(a.cmp(&b)));
+    let mut load = vec![0.0f64; count.max(1)];
+    let mut mine = Vec::new();
+    for i in order {
+        let s = (0..load.len())
+            .min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b)))
+            .expect("at least one shard");
+        load[s] += estimates[i];
+        if s == index {
+            mine.push(i);
+        }
+    }
+    mine.sort_unstable();
+    mine
+}
+
 /// Where an evaluation runs, for messages: `router `knn` on gsm8k easy m=3 all_strong`.
 fn context(label: &str, ds: &RouterDataset, pool: &Pool) -> String {
     format!(
@@ -86,20 +119,27 @@ fn context(label: &str, ds: &RouterDataset, pool: &Pool) -> String {
 /// Validates and scores a contestant's answer: a routing is checked (shape, values, choices)
 /// before any metric is computed; metrics a contestant computed (a bound, a self-reporting
 /// program) are taken as they are, the latter flagged on the row.
-fn score(answer: Answer, ds: &RouterDataset, pool: &Pool) -> Result<Metrics, Failure> {
+/// Also gives the score behind `mu` per test query, when known.
+fn score(
+    answer: Answer,
+    ds: &RouterDataset,
+    pool: &Pool,
+) -> Result<(Metrics, Option<Vec<f64>>), Failure> {
     match answer {
-        Answer::Metrics(m) => Ok(m),
+        Answer::Metrics { metrics, per_query } => Ok((metrics, per_query)),
         Answer::Routing(routing) => match validate(&routing, ds.test.len(), pool.m()) {
             Err(why) => Err(Failure::new(
                 FailureKind::InvalidOutput,
                 format!("invalid output: {why}"),
             )),
-            Ok(()) => Ok(metrics::evaluate(
-                &pool.test_scores,
-                ds.acc_ref,
-                routing.belief(),
-                routing.choices(),
-            )),
+            Ok(()) => {
+                let test = &pool.test_scores;
+                let choices = metrics::choices(routing.belief(), test.cols(), routing.choices());
+                Ok((
+                    metrics::evaluate(test, ds.acc_ref, routing.belief(), routing.choices()),
+                    Some(metrics::per_query(test, &choices)),
+                ))
+            }
         },
     }
 }
@@ -127,10 +167,10 @@ pub fn execute_one(
                 ),
             )))
         });
-    let outcome = attempt
-        .answer
-        .and_then(|answer| score(answer, ds, pool))
-        .map_err(|f| f.within(&context(label, ds, pool)));
+    let (outcome, query_scores) = match attempt.answer.and_then(|answer| score(answer, ds, pool)) {
+        Ok((m, per_query)) => (Ok(m), per_query.map(Into::into)),
+        Err(f) => (Err(f.within(&context(label, ds, pool))), None),
+    };
     EvalResult {
         router: label.to_string(),
         kind: contestant.kind(),
@@ -140,34 +180,32 @@ pub fn execute_one(
         m: pool.m(),
         group: pool.group.clone(),
         outcome,
+        query_scores,
         seconds: start.elapsed().as_secs_f64(),
         fuel: attempt.fuel,
         log: Some(attempt.log).filter(|l| !l.is_empty()),
     }
 }
 
-/// Runs every task in parallel on the current rayon pool; `on_done` is called as each one
-/// finishes (from worker threads, in completion order). Results are in task order.
+/// Runs every task in parallel on the current rayon pool; `on_start(i)` is called as task `i`
+/// (an index into `tasks`) starts and `on_done(i, result)` as it finishes, from worker threads.
+/// Results are in task order.
 ///
-/// The workers take tasks largest first (by the size of the training split, queries x
-/// (dimension + candidates)), each the next one as it becomes free: so a sweep does not end
-/// with one core training the biggest pool while the other idles.
+/// The workers take tasks largest first (by [`estimate`]), each the next one as it becomes
+/// free: so a sweep does not end with one core training the biggest pool while the other idles.
 pub fn execute(
     datasets: &[RouterDataset],
     contestants: &[SharedContestant],
     tasks: &[Task],
-    on_done: &(dyn Fn(&EvalResult) + Sync),
+    on_start: &(dyn Fn(usize) + Sync),
+    on_done: &(dyn Fn(usize, &EvalResult) + Sync),
 ) -> Vec<EvalResult> {
-    let size = |t: &Task| {
-        if contestants[t.contestant].kind() == ContestantKind::Bound {
-            return 0;
-        }
-        let ds = &datasets[t.dataset];
-        let pool = &ds.pools[t.pool];
-        pool.train_scores.rows() * (ds.train.embeddings.cols() + pool.m())
-    };
+    let cost: Vec<f64> = tasks
+        .iter()
+        .map(|t| estimate(datasets, contestants, t))
+        .collect();
     let mut order: Vec<usize> = (0..tasks.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(size(&tasks[i])));
+    order.sort_by(|&a, &b| cost[b].total_cmp(&cost[a]).then(a.cmp(&b)));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<EvalResult>>> =
         tasks.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -178,8 +216,9 @@ pub fn execute(
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&i) = order.get(k) else { break };
+                    on_start(i);
                     let r = execute_one(datasets, contestants, tasks[i]);
-                    on_done(&r);
+                    on_done(i, &r);
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 }
             });

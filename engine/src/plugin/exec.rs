@@ -231,12 +231,15 @@ impl ExecRouter {
                             "the printed metrics are not finite".to_string(),
                         ));
                     }
-                    Ok(Answer::Metrics(Metrics {
-                        mu,
-                        vr: ds.acc_ref.map(|r| mu / r),
-                        vb: Some(vb),
-                        ep,
-                    }))
+                    Ok(Answer::Metrics {
+                        per_query: None,
+                        metrics: Metrics {
+                            mu,
+                            vr: ds.acc_ref.map(|r| mu / r),
+                            vb: Some(vb),
+                            ep,
+                        },
+                    })
                 }
                 Reporting::Routing => read_routing(&out, ds.test.len(), pool.m())
                     .map(Answer::Routing)

@@ -1,198 +1,166 @@
-//! Rendering results: a paper-style table, and JSON.
-
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+//! What people read: a result set rendered as the terminal table, JSON, JSON lines, CSV or
+//! markdown, with the statistics of [`analysis`], the plots of [`plots`], and the results file
+//! of [`results_file`] that runs append to, resume from and merge.
+//!
+//! **Invariant**: a report is a function of its rows (with their per-query scores), the
+//! manifest and the statistics settings; nothing here runs a router. So `merge` of shards
+//! renders byte for byte what one run renders.
 
 use serde_json::{Value as Json, json};
 
-use crate::data::Difficulty;
-use crate::eval::metrics::{self, Metrics};
 use crate::eval::run::EvalResult;
+use crate::eval::stats::{Comparison, StatsConfig};
 
-/// The JSON document of a run: `{"engine": ..., "seed": ..., "results": [...]}`, one result per
-/// evaluation, in plan order.
-pub fn to_json(results: &[EvalResult], seed: u64) -> Json {
-    let rows: Vec<Json> = results
-        .iter()
-        .map(|r| {
-            let m = r.metrics();
-            json!({
-                "router": r.router,
-                "kind": r.kind,
-                "self_reported": r.self_reported,
-                "benchmark": r.benchmark,
-                "difficulty": r.difficulty,
-                "m": r.m,
-                "group": r.group,
-                "mu": m.map(|m| m.mu),
-                "vr": m.and_then(|m| m.vr),
-                "vb": m.and_then(|m| m.vb),
-                "ep": m.map(|m| m.ep),
-                "status": if r.is_ok() { "ok" } else { "failed" },
-                "error": r.error(),
-                "seconds": r.seconds,
-                "fuel": r.fuel,
-                "log": r.log,
-            })
+pub mod analysis;
+pub mod csv;
+pub mod markdown;
+pub mod plots;
+pub mod results_file;
+pub mod table;
+
+pub use analysis::Analysis;
+pub use table::to_table;
+
+/// How a result set is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The terminal table.
+    Table,
+    /// One JSON document: manifest, statistics settings, rows.
+    Json,
+    /// One JSON object per row, one per line.
+    Jsonl,
+    /// Long-format CSV: one line per row, every field of the JSON row flattened.
+    Csv,
+    /// Paper-style markdown tables with intervals, and the cross-benchmark summary.
+    Markdown,
+}
+
+/// A result set ready to render: the rows in plan order, their statistics, and the manifest
+/// (what produced them).
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// The rows.
+    pub results: &'a [EvalResult],
+    /// Their statistics.
+    pub analysis: Analysis,
+    /// The reproducibility manifest (`Json::Null` when unknown).
+    pub manifest: Json,
+}
+
+impl<'a> Report<'a> {
+    /// The rows with their statistics computed under `stats`.
+    pub fn new(results: &'a [EvalResult], stats: StatsConfig, manifest: Json) -> Report<'a> {
+        Report {
+            results,
+            analysis: Analysis::new(results, stats),
+            manifest,
+        }
+    }
+
+    /// The report in `format`.
+    ///
+    /// # Errors
+    /// Only when serialisation fails (it does not for these types).
+    pub fn render(&self, format: Format) -> anyhow::Result<String> {
+        Ok(match format {
+            Format::Table => to_table(self.results),
+            Format::Json => {
+                let mut s = serde_json::to_string_pretty(&self.to_json())?;
+                s.push('\n');
+                s
+            }
+            Format::Jsonl => {
+                let mut s = String::new();
+                for (r, st) in self.results.iter().zip(&self.analysis.rows) {
+                    s.push_str(&serde_json::to_string(&row_json(r, st))?);
+                    s.push('\n');
+                }
+                s
+            }
+            Format::Csv => csv::to_csv(self.results, &self.analysis)?,
+            Format::Markdown => markdown::to_markdown(self.results, &self.analysis),
         })
-        .collect();
+    }
+
+    /// The JSON document: `{"engine", "seed", "manifest", "statistics", "results": [...]}`
+    /// (and `plugins` and `sandbox` when plugins ran).
+    pub fn to_json(&self) -> Json {
+        let rows: Vec<Json> = self
+            .results
+            .iter()
+            .zip(&self.analysis.rows)
+            .map(|(r, st)| row_json(r, st))
+            .collect();
+        let mut doc = json!({
+            "engine": { "name": "routereval-engine", "version": env!("CARGO_PKG_VERSION") },
+            "seed": self.manifest.get("seed").cloned().unwrap_or(Json::Null),
+            "manifest": self.manifest,
+            "statistics": statistics_json(&self.analysis.config),
+            "results": rows,
+        });
+        if let Some(plugins) = self
+            .manifest
+            .get("plugins")
+            .filter(|p| p.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            // What a rerun needs to reproduce the plugin rows: the exact files and limits.
+            doc["plugins"] = plugins.clone();
+            doc["sandbox"] = self.manifest.get("sandbox").cloned().unwrap_or(Json::Null);
+        }
+        doc
+    }
+}
+
+/// How the intervals and tests were computed, in words and numbers.
+pub fn statistics_json(cfg: &StatsConfig) -> Json {
     json!({
-        "engine": { "name": "routereval-engine", "version": env!("CARGO_PKG_VERSION") },
-        "seed": seed,
-        "results": rows,
+        "interval": "percentile bootstrap of mu over the test queries",
+        "level": cfg.level,
+        "replicates": cfg.replicates,
+        "seed": cfg.seed,
+        "paired_interval": "paired bootstrap (the same resamples for every row of a benchmark)",
+        "paired_test": "sign-flip randomisation test; McNemar's exact test when scores are 0/1",
     })
 }
 
-fn fmt(x: Option<f64>) -> String {
-    x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+fn comparison_json(c: Option<&Comparison>) -> Json {
+    match c {
+        None => Json::Null,
+        Some(c) => json!({
+            "against": c.against,
+            "diff": c.diff,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "p_value": c.p_value,
+            "test": c.test,
+        }),
+    }
 }
 
-/// A paper-style table: one block per benchmark, one row per router (bounds last, marked), and
-/// for each pool size the columns mu, V_R, V_B, Ep, each the mean over the pool's groups. A cell
-/// with a failed group shows `failed`; the failures are listed after the table.
-pub fn to_table(results: &[EvalResult]) -> String {
-    // What plugins and files supply is escaped once, before any width is measured.
-    let results: Vec<EvalResult> = results
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.router = crate::util::terminal_safe(&r.router).into_owned();
-            r.benchmark = crate::util::terminal_safe(&r.benchmark).into_owned();
-            r.group = crate::util::terminal_safe(&r.group).into_owned();
-            if let Err(e) = &mut r.outcome {
-                // Multi-line messages (backtraces, a program's stderr) keep their lines,
-                // indented under their failure so none can pass for a row of the table.
-                e.message =
-                    crate::util::terminal_safe_keeping(&e.message, true).replace('\n', "\n      ");
-            }
-            r
-        })
-        .collect();
-    let results = results.as_slice();
-    let mut out = String::new();
-    // Benchmarks in first-seen order.
-    let mut benches: Vec<&str> = Vec::new();
-    for r in results {
-        if !benches.contains(&r.benchmark.as_str()) {
-            benches.push(&r.benchmark);
-        }
-    }
-    for bench in benches {
-        let rs: Vec<&EvalResult> = results.iter().filter(|r| r.benchmark == bench).collect();
-        let mut cols: Vec<(Difficulty, usize)> = rs.iter().map(|r| (r.difficulty, r.m)).collect();
-        cols.sort();
-        cols.dedup();
-        let mut rows: Vec<(&str, bool)> = Vec::new();
-        let mut self_reported: Vec<&str> = Vec::new();
-        for r in &rs {
-            if !rows.iter().any(|(n, _)| *n == r.router) {
-                rows.push((&r.router, r.is_bound()));
-            }
-            if r.self_reported && !self_reported.contains(&r.router.as_str()) {
-                self_reported.push(&r.router);
-            }
-        }
-        rows.sort_by_key(|&(_, b)| b); // stable: routers first, then bounds, each in given order
-        // groups per column, for the footnote
-        let mut groups: BTreeMap<(Difficulty, usize), Vec<&str>> = BTreeMap::new();
-        for r in &rs {
-            let g = groups.entry((r.difficulty, r.m)).or_default();
-            if !g.contains(&r.group.as_str()) {
-                g.push(&r.group);
-            }
-        }
-        let no_ref = rs
-            .iter()
-            .all(|r| r.metrics().is_none_or(|m| m.vr.is_none()));
-        let _ = writeln!(
-            out,
-            "{bench}{}",
-            if no_ref {
-                " (no reference accuracy: V_R not defined)"
-            } else {
-                ""
-            }
-        );
-        let name_w = rows
-            .iter()
-            .map(|(n, b)| {
-                n.len() + if *b { 8 } else { 0 } + if self_reported.contains(n) { 2 } else { 0 }
-            })
-            .max()
-            .unwrap_or(6)
-            .max(6);
-        let cell_w = 4 * 6 + 3;
-        let mut head = format!("{:name_w$}", "");
-        let mut sub = format!("{:name_w$}", "router");
-        for (d, m) in &cols {
-            let _ = write!(head, " | {:<cell_w$}", format!("{d} m={m}"));
-            let _ = write!(sub, " | {:>6} {:>6} {:>6} {:>6}", "mu", "V_R", "V_B", "Ep");
-        }
-        let _ = writeln!(out, "{}", head.trim_end());
-        let _ = writeln!(out, "{sub}");
-        let _ = writeln!(out, "{}", "-".repeat(sub.len()));
-        let mut bound_rule_done = false;
-        for (name, is_bound) in &rows {
-            if *is_bound && !bound_rule_done && rows.iter().any(|(_, b)| !b) {
-                let _ = writeln!(out, "{}", "-".repeat(sub.len()));
-                bound_rule_done = true;
-            }
-            let shown = if *is_bound {
-                format!("{name} (bound)")
-            } else if self_reported.contains(name) {
-                format!("{name} *")
-            } else {
-                name.to_string()
-            };
-            let mut line = format!("{shown:name_w$}");
-            for &(d, m) in &cols {
-                let cell: Vec<&EvalResult> = rs
-                    .iter()
-                    .copied()
-                    .filter(|r| r.router == *name && r.difficulty == d && r.m == m)
-                    .collect();
-                if cell.is_empty() {
-                    let _ = write!(line, " | {:>cell_w$}", "");
-                } else if cell.iter().any(|r| !r.is_ok()) {
-                    let _ = write!(line, " | {:>cell_w$}", "failed");
-                } else {
-                    let ms: Vec<Metrics> =
-                        cell.iter().filter_map(|r| r.metrics().copied()).collect();
-                    let a = metrics::mean(&ms).expect("non-empty cell");
-                    let _ = write!(
-                        line,
-                        " | {:>6} {:>6} {:>6} {:>6}",
-                        fmt(Some(a.mu)),
-                        fmt(a.vr),
-                        fmt(a.vb),
-                        fmt(Some(a.ep))
-                    );
-                }
-            }
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-        let notes: Vec<String> = groups
-            .iter()
-            .map(|((d, m), g)| format!("{d} m={m}: {}", g.join(", ")))
-            .collect();
-        let _ = writeln!(out, "cells average the groups: {}", notes.join("; "));
-        if !self_reported.is_empty() {
-            let _ = writeln!(
-                out,
-                "* self-reported: mu, V_B and Ep as the router printed them (V_R = mu / acc_ref); \
-                 the engine did not compute them and cannot vouch for them"
-            );
-        }
-        let failures: Vec<&&EvalResult> = rs.iter().filter(|r| !r.is_ok()).collect();
-        if !failures.is_empty() {
-            let _ = writeln!(out, "failed evaluations:");
-            for r in failures {
-                if let Some(e) = r.error() {
-                    let _ = writeln!(out, "  [{}] {}", e.kind, e.message);
-                }
-            }
-        }
-        out.push('\n');
-    }
-    out
+/// One row as JSON (the rows of `json` and `jsonl`).
+pub fn row_json(r: &EvalResult, st: &analysis::RowStats) -> Json {
+    let m = r.metrics();
+    json!({
+        "router": r.router,
+        "kind": r.kind,
+        "self_reported": r.self_reported,
+        "benchmark": r.benchmark,
+        "difficulty": r.difficulty,
+        "m": r.m,
+        "group": r.group,
+        "mu": m.map(|m| m.mu),
+        "ci_low": st.ci.map(|c| c.0),
+        "ci_high": st.ci.map(|c| c.1),
+        "vr": m.and_then(|m| m.vr),
+        "vb": m.and_then(|m| m.vb),
+        "ep": m.map(|m| m.ep),
+        "status": if r.is_ok() { "ok" } else { "failed" },
+        "error": r.error(),
+        "vs_best_on_train": comparison_json(st.vs_best_on_train.as_ref()),
+        "vs_best": comparison_json(st.vs_best.as_ref()),
+        "seconds": r.seconds,
+        "fuel": r.fuel,
+        "log": r.log,
+    })
 }

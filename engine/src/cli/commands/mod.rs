@@ -2,6 +2,8 @@
 
 pub mod build_dataset;
 pub mod inspect;
+pub mod merge;
+pub mod rerun;
 pub mod routers;
 pub mod run;
 pub mod synth;

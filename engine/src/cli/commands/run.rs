@@ -8,16 +8,21 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::args::{Format, IsolateArg, RunArgs};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::args::{IsolateArg, OutputArgs, ReportFormat, RunArgs};
+use crate::cli::manifest;
 use crate::cli::settings::{Plan, Spec, resolve};
 use crate::cli::{ExitStatus, Io};
 use crate::data::RouterDataset;
 use crate::eval::contestant::{Contestant, SharedContestant};
 use crate::eval::registry::Registry;
 use crate::eval::run::{self, EvalResult};
+use crate::eval::stats::StatsConfig;
 use crate::plugin::native::{self, Isolation, NativeContestant, NativePlugin, PluginFormat};
 use crate::plugin::wasm::{WasmContestant, WasmHost, WasmPlugin};
-use crate::report;
+use crate::report::Report;
+use crate::report::results_file::{self, Header, Shard};
 
 fn load_datasets(paths: &[PathBuf]) -> Result<Vec<RouterDataset>> {
     if paths.is_empty() {
@@ -53,7 +58,7 @@ fn describe_pools(datasets: &[RouterDataset]) -> String {
         .join("; ")
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
@@ -65,18 +70,27 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
 
 /// Loads the plugins (compiling WebAssembly ones or reading the compiled cache; loading or
 /// probing native ones) and checks the row labels are distinct.
-fn load_contestants(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<SharedContestant>> {
+fn load_contestants(
+    plan: &mut Plan,
+    err: &mut dyn Write,
+) -> Result<(Vec<SharedContestant>, Vec<manifest::ContestantSpec>)> {
     let specs = std::mem::take(&mut plan.contestants);
     let mut host = None;
     let mut contestants = Vec::with_capacity(specs.len());
+    let mut given = Vec::with_capacity(specs.len());
     for spec in specs {
         let (path, params) = match spec {
             Spec::Ready(c) => {
+                given.push(manifest::ContestantSpec::Router(c.label().to_string()));
                 contestants.push(c);
                 continue;
             }
-            Spec::Plugin { path, params } => (path, params),
+            Spec::Plugin { path, params } => {
+                given.push(manifest::ContestantSpec::plugin(&path, &params, plan.seed));
+                (path, params)
+            }
             Spec::Exec(spec) => {
+                given.push(manifest::ContestantSpec::Exec(spec.clone()));
                 let router =
                     crate::plugin::exec::ExecRouter::parse(&spec, plan.seed, &plan.policy)?;
                 if router.reporting() == crate::plugin::exec::Reporting::SelfReported {
@@ -150,17 +164,54 @@ fn load_contestants(plan: &mut Plan, err: &mut dyn Write) -> Result<Vec<SharedCo
             w[0]
         );
     }
-    Ok(contestants)
+    Ok((contestants, given))
 }
 
-/// Runs the evaluations `args` ask for and writes the table or JSON; the status says whether
-/// any failed.
+/// Everything a run loaded and decided before evaluating: what the manifest and the results
+/// file describe.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds contestants and datasets"
+)]
+pub struct Prepared {
+    pub plan: Plan,
+    pub datasets: Vec<RouterDataset>,
+    /// Each dataset's sha256 (of its file; of the bytes for the embedded data).
+    pub dataset_sha256: Vec<String>,
+    pub contestants: Vec<SharedContestant>,
+    /// How each contestant is given again (`rerun`).
+    pub specs: Vec<manifest::ContestantSpec>,
+    pub tasks: Vec<run::Task>,
+    /// Each task's identity.
+    pub ids: Vec<String>,
+    pub stats: StatsConfig,
+    pub header: Header,
+    pub pool: rayon::ThreadPool,
+}
+
+/// Resolves, loads and plans a run (nothing is evaluated).
 ///
 /// # Errors
-/// A usage, config, dataset or plugin-loading error: nothing was evaluated.
-pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitStatus> {
-    let started = Instant::now();
+/// A usage, config, dataset or plugin-loading error.
+pub fn prepare(
+    args: &RunArgs,
+    registry: &Registry,
+    err: &mut (dyn Write + Send),
+) -> Result<Prepared> {
     let mut plan = resolve(args, registry)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(Shard::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let stats = StatsConfig {
+        replicates: args
+            .out
+            .bootstrap
+            .unwrap_or(StatsConfig::default().replicates),
+        ..StatsConfig::default()
+    };
     let pool = {
         // Plugins run on these threads, WebAssembly stack included.
         let stack = usize::try_from(plan.policy.stack_kib * 1024)? + (8 << 20);
@@ -174,7 +225,8 @@ pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitS
         b.build().context("cannot start the worker threads")?
     };
     let datasets = pool.install(|| load_datasets(&plan.datasets))?;
-    let contestants = pool.install(|| load_contestants(&mut plan, &mut *io.err))?;
+    let dataset_sha256 = pool.install(|| manifest::dataset_checksums(&datasets))?;
+    let (contestants, specs) = pool.install(|| load_contestants(&mut plan, err))?;
     let tasks = run::plan(&datasets, &contestants, &plan.selection);
     if tasks.is_empty() {
         bail!(
@@ -182,57 +234,249 @@ pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitS
             describe_pools(&datasets)
         );
     }
-    let show = args.progress || io.err_is_terminal;
-    let total = tasks.len();
-    let done = Mutex::new((0usize, &mut *io.err));
-    let on_done = |r: &EvalResult| {
-        if !show {
-            return;
+    let plan_json = manifest::plan_json(
+        &plan,
+        &datasets,
+        &dataset_sha256,
+        &contestants,
+        &stats,
+        tasks.len(),
+    );
+    let ids = manifest::task_ids(&plan_json, &datasets, &dataset_sha256, &contestants, &tasks);
+    let manifest = manifest::manifest_json(
+        &plan,
+        &datasets,
+        &dataset_sha256,
+        &contestants,
+        &specs,
+        &stats,
+        pool.current_num_threads(),
+    );
+    Ok(Prepared {
+        header: Header::new(plan_json, shard, manifest),
+        plan,
+        datasets,
+        dataset_sha256,
+        contestants,
+        specs,
+        tasks,
+        ids,
+        stats,
+        pool,
+    })
+}
+
+/// How progress is shown on standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Nothing.
+    Quiet,
+    /// One line per evaluation (`--progress`, for logs).
+    Lines,
+    /// The progress bar (standard error is a terminal).
+    Bar,
+}
+
+/// The evaluations of a prepared run (its shard), carried on from `--results` with `--resume`
+/// and appended to it as they finish. Returns the rows of the shard in plan order.
+///
+/// # Errors
+/// The results file is of another plan, unreadable, or cannot be written.
+pub fn evaluate(
+    p: &Prepared,
+    results_path: Option<&Path>,
+    resume: bool,
+    mode: ProgressMode,
+    err: &mut (dyn Write + Send),
+) -> Result<Vec<EvalResult>> {
+    let n = p.tasks.len();
+    let mine: Vec<usize> = match p.header.shard {
+        None => (0..n).collect(),
+        Some(s) => {
+            let estimates: Vec<f64> = p
+                .tasks
+                .iter()
+                .map(|t| run::estimate(&p.datasets, &p.contestants, t))
+                .collect();
+            run::shard_tasks(&estimates, s.index, s.count)
         }
-        let mut g = done.lock().unwrap_or_else(|e| e.into_inner());
-        g.0 += 1;
-        let status = match &r.outcome {
-            Ok(m) => match r.fuel {
-                Some(f) => format!("ok mu={:.4} fuel={f}", m.mu),
-                None => format!("ok mu={:.4}", m.mu),
-            },
-            Err(e) => format!("failed ({})", e.kind),
-        };
-        let line = format!(
-            "[{}/{total}] {} {} {} m={} {}: {status} in {:.2}s\n",
-            g.0,
-            crate::util::terminal_safe(&r.router),
-            crate::util::terminal_safe(&r.benchmark),
-            r.difficulty,
-            r.m,
-            crate::util::terminal_safe(&r.group),
-            r.seconds
-        );
-        let _ = g.1.write_all(line.as_bytes());
     };
-    let results = pool.install(|| run::execute(&datasets, &contestants, &tasks, &on_done));
-    let text = match plan.format {
-        Format::Table => report::to_table(&results),
-        Format::Json => {
-            let mut doc = report::to_json(&results, plan.seed);
-            let plugins: Vec<serde_json::Value> =
-                contestants.iter().filter_map(|c| c.provenance()).collect();
-            if !plugins.is_empty() {
-                // What a rerun needs to reproduce the plugin rows: the exact files and limits.
-                doc["plugins"] = serde_json::Value::Array(plugins);
-                doc["sandbox"] = serde_json::to_value(&plan.policy)?;
+    let mut done: Vec<Option<EvalResult>> = vec![None; n];
+    let writer = match results_path {
+        None => None,
+        Some(path) if resume && path.exists() => {
+            let contents = results_file::read(path)?;
+            if contents.header.plan_id != p.header.plan_id {
+                let diffs = results_file::plan_differences(&contents.header.plan, &p.header.plan);
+                bail!(
+                    "--resume: `{}` is the results file of a different plan; it differs in:\n  {}\n\
+                     use another --results file, or remove it to start over",
+                    path.display(),
+                    diffs.join("\n  ")
+                );
             }
-            let mut s = serde_json::to_string_pretty(&doc)?;
-            s.push('\n');
-            s
+            if contents.header.shard != p.header.shard {
+                let show = |s: Option<Shard>| {
+                    s.map_or_else(
+                        || "the whole plan".to_string(),
+                        |s| format!("shard {}/{}", s.index, s.count),
+                    )
+                };
+                bail!(
+                    "--resume: `{}` holds {}, this run is {}",
+                    path.display(),
+                    show(contents.header.shard),
+                    show(p.header.shard)
+                );
+            }
+            let mut kept = 0usize;
+            for rec in contents.records {
+                if rec.task >= n || p.ids[rec.task] != rec.id {
+                    bail!(
+                        "--resume: `{}` has an evaluation (task {}) that is not this plan's; \
+                         the file was edited or mixed with another",
+                        path.display(),
+                        rec.task
+                    );
+                }
+                if done[rec.task].is_none() {
+                    kept += 1;
+                }
+                done[rec.task] = Some(rec.result);
+            }
+            if mode != ProgressMode::Quiet {
+                let _ = writeln!(
+                    err,
+                    "resuming `{}`: {kept} of {} evaluations done{}",
+                    path.display(),
+                    mine.len(),
+                    if contents.torn {
+                        "; a torn last line (an evaluation cut off by a kill) is redone"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Some(results_file::Writer::reopen(path, contents.complete_len)?)
         }
+        Some(path) => Some(results_file::Writer::create(path, &p.header)?),
     };
-    match &args.output {
-        Some(path) => write_atomically(path, &text)?,
-        None => io.out.write_all(text.as_bytes())?,
+    let todo: Vec<usize> = mine
+        .iter()
+        .copied()
+        .filter(|&i| done[i].is_none())
+        .collect();
+    let todo_tasks: Vec<run::Task> = todo.iter().map(|&i| p.tasks[i]).collect();
+    let writer = Mutex::new((writer, None::<anyhow::Error>));
+    let progress = Progress::new(mode, todo.len(), err);
+    let labels = |i: usize| {
+        let t = &p.tasks[todo[i]];
+        let ds = &p.datasets[t.dataset];
+        let pool = &ds.pools[t.pool];
+        format!(
+            "{} {} {} m={} {}",
+            crate::util::terminal_safe(p.contestants[t.contestant].label()),
+            crate::util::terminal_safe(&ds.benchmark),
+            pool.difficulty,
+            pool.m(),
+            crate::util::terminal_safe(&pool.group)
+        )
+    };
+    let on_start = |i: usize| progress.started(&labels(i));
+    let on_done = |i: usize, r: &EvalResult| {
+        {
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            let (file, failed) = &mut *w;
+            if let (Some(f), None) = (file.as_mut(), failed.as_ref())
+                && let Err(e) = f.append(todo[i], &p.ids[todo[i]], r)
+            {
+                *failed = Some(e);
+            }
+        }
+        progress.finished(&labels(i), r);
+    };
+    let fresh = p.pool.install(|| {
+        run::execute(
+            &p.datasets,
+            &p.contestants,
+            &todo_tasks,
+            &on_start,
+            &on_done,
+        )
+    });
+    progress.finish();
+    if let (_, Some(e)) = writer.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e.context(
+            "the results file is incomplete; --resume carries on once the cause is fixed",
+        ));
     }
+    for (i, r) in todo.into_iter().zip(fresh) {
+        done[i] = Some(r);
+    }
+    Ok(mine
+        .into_iter()
+        .map(|i| done[i].take().expect("evaluated or resumed"))
+        .collect())
+}
+
+/// Renders `results` as `out` asks (format, file, plots).
+///
+/// # Errors
+/// An output file or the plots cannot be written.
+pub fn render(
+    results: &[EvalResult],
+    manifest: serde_json::Value,
+    stats: StatsConfig,
+    format: ReportFormat,
+    out: &OutputArgs,
+    stdout: &mut dyn Write,
+) -> Result<Vec<PathBuf>> {
+    let report = Report::new(results, stats, manifest);
+    let text = report.render(format.to_report())?;
+    match &out.output {
+        Some(path) => write_atomically(path, &text)?,
+        None => stdout.write_all(text.as_bytes())?,
+    }
+    match &out.plots {
+        Some(dir) => crate::report::plots::write_plots(results, &report.analysis, dir),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs the evaluations `args` ask for and writes the report; the status says whether any
+/// failed.
+///
+/// # Errors
+/// A usage, config, dataset or plugin-loading error: nothing was evaluated.
+pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitStatus> {
+    let started = Instant::now();
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else if args.progress {
+        ProgressMode::Lines
+    } else if io.err_is_terminal {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Quiet
+    };
+    let prepared = prepare(args, registry, &mut *io.err)?;
+    let results = evaluate(
+        &prepared,
+        args.results.as_deref(),
+        args.resume,
+        mode,
+        &mut *io.err,
+    )?;
+    let plots = render(
+        &results,
+        prepared.header.manifest.clone(),
+        prepared.stats,
+        prepared.plan.format,
+        &args.out,
+        &mut *io.out,
+    )?;
     let failed = results.iter().filter(|r| !r.is_ok()).count();
-    if show {
+    if mode != ProgressMode::Quiet {
         // Where the time went: each row's evaluations summed (they overlap across threads).
         let mut per_router: Vec<(&str, f64, usize)> = Vec::new();
         for r in &results {
@@ -249,6 +493,9 @@ pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitS
             let name = crate::util::terminal_safe(name);
             let _ = writeln!(io.err, "  {name:<24} {secs:>10.2} s in {n} evaluations");
         }
+        for p in &plots {
+            let _ = writeln!(io.err, "plot: {}", p.display());
+        }
         let peak = peak_memory_mib().map_or_else(String::new, |m| format!(", peak memory {m} MiB"));
         let _ = writeln!(
             io.err,
@@ -263,6 +510,76 @@ pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitS
     } else {
         ExitStatus::Success
     })
+}
+
+/// Progress on standard error: a bar (indicatif) with evaluations done, rate, ETA and the
+/// evaluation running; or a line per evaluation; or nothing.
+struct Progress<'a> {
+    mode: ProgressMode,
+    bar: Option<ProgressBar>,
+    lines: Mutex<(usize, &'a mut (dyn Write + Send))>,
+    total: usize,
+}
+
+impl<'a> Progress<'a> {
+    fn new(mode: ProgressMode, total: usize, err: &'a mut (dyn Write + Send)) -> Progress<'a> {
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} evaluations, {per_sec}, ETA {eta}  {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            mode,
+            bar,
+            lines: Mutex::new((0, err)),
+            total,
+        }
+    }
+
+    fn started(&self, what: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("running {what}"));
+        }
+    }
+
+    fn finished(&self, what: &str, r: &EvalResult) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            if let Err(e) = &r.outcome {
+                b.println(format!("failed ({}): {what}", e.kind));
+            }
+            return;
+        }
+        if self.mode != ProgressMode::Lines {
+            return;
+        }
+        let mut g = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 += 1;
+        let status = match &r.outcome {
+            Ok(m) => match r.fuel {
+                Some(f) => format!("ok mu={:.4} fuel={f}", m.mu),
+                None => format!("ok mu={:.4}", m.mu),
+            },
+            Err(e) => format!("failed ({})", e.kind),
+        };
+        let line = format!(
+            "[{}/{}] {what}: {status} in {:.2}s\n",
+            g.0, self.total, r.seconds
+        );
+        let _ = g.1.write_all(line.as_bytes());
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// The most resident memory this process has had, in MiB (Linux's `VmHWM`; `None` elsewhere):

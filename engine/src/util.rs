@@ -152,3 +152,48 @@ pub(crate) mod test_alloc {
         (out, peak.saturating_sub(base))
     }
 }
+
+/// Writes `bytes` to `path` so that a failure leaves nothing half-written: into a temporary
+/// file beside it, synced, then renamed over it. A path that exists and is not a regular file
+/// (`/dev/null`, `/dev/stdout`, a named pipe) is written directly: renaming over a device
+/// would replace it.
+///
+/// # Errors
+/// The file cannot be written or renamed.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes))
+            .with_context(|| format!("cannot write `{}`", path.display()));
+    }
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
+    ));
+    let mut f = std::fs::File::create(&tmp)
+        .with_context(|| format!("cannot create `{}`", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot move `{}` to `{}`", tmp.display(), path.display())
+    })
+}
+
+#[cfg(all(test, unix))]
+mod write_tests {
+    /// `-o /dev/null` writes into the device; it never renames a file over it.
+    #[test]
+    fn writing_to_a_device_leaves_the_device() {
+        use std::os::unix::fs::FileTypeExt as _;
+        super::write_atomically(std::path::Path::new("/dev/null"), b"x").unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(m.file_type().is_char_device());
+        assert!(!std::path::Path::new("/dev/null.tmp").exists());
+    }
+}

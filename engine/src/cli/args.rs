@@ -300,6 +300,10 @@ pub struct RunArgs {
     /// shards' --results files
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Print the plan (one JSON line per evaluation of this run or --shard: identity, router,
+    /// pool, cost estimate) and evaluate nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print one line per evaluation on standard error as it finishes (for logs) instead of the
     /// progress bar
     #[arg(long, conflicts_with = "quiet")]

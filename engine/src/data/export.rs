@@ -9,10 +9,9 @@
 //! as in the official files. Hand-written: serde-pickle has no notion of numpy arrays, and the
 //! encoding is a few opcodes.
 
-use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::data::{Difficulty, Matrix, RouterDataset};
 
@@ -302,17 +301,7 @@ pub fn to_routereval_pickle(ds: &RouterDataset) -> Vec<u8> {
 /// # Errors
 /// The file cannot be written.
 pub fn write_routereval_pickle(ds: &RouterDataset, path: &Path) -> Result<()> {
-    let bytes = to_routereval_pickle(ds);
-    let tmp = path.with_extension("pkl.tmp");
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot create `{}`", tmp.display()))?;
-    f.write_all(&bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot move `{}` to `{}`", tmp.display(), path.display())
-    })
+    crate::util::write_atomically(path, &to_routereval_pickle(ds))
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 //! "shard": {"index", "count"} | null, "manifest": {...}}`. The plan is everything that decides
 //! the numbers (datasets by sha256, contestants with their plugins' sha256, seed, selection,
 //! sandbox policy, statistics settings, the number of evaluations); `plan_id` is the sha256 of
-//! its canonical JSON. Every other line is one evaluation: `{"task", "id", "row",
-//! "query_scores"}`, where `task` indexes the plan's evaluations, `id` is the evaluation's
-//! identity (a digest of its dataset, pool, contestant, seed and policy), `row` is the JSON row
+//! its canonical JSON. Every other line is one evaluation: `{"task", "id", "estimate",
+//! "row", "query_scores"}`, where `task` indexes the plan's evaluations, `id` is the
+//! evaluation's identity (a digest of its dataset, pool, contestant, seed and policy),
+//! `estimate` its estimated cost (what shards are balanced by), `row` is the JSON row
 //! without statistics, and `query_scores` are the per-query scores behind `mu` (hex bits when
 //! they are all 0 or 1, else numbers) from which every interval and comparison is recomputed.
 //!
@@ -268,12 +269,14 @@ fn decode_scores(v: &Json) -> Result<Option<Arc<[f64]>>, String> {
     Ok(Some(values.into()))
 }
 
-/// The line of one evaluation (without the newline).
-pub fn record_line(task: usize, id: &str, r: &EvalResult) -> String {
+/// The line of one evaluation (without the newline); `estimate` is the plan's cost estimate of
+/// it (what shards are balanced by; `scripts/shard-balance` weighs it against `seconds`).
+pub fn record_line(task: usize, id: &str, estimate: f64, r: &EvalResult) -> String {
     let m = r.metrics();
     json!({
         "task": task,
         "id": id,
+        "estimate": estimate,
         "row": {
             "router": r.router,
             "kind": r.kind,
@@ -469,8 +472,8 @@ impl Writer {
     ///
     /// # Errors
     /// The write or the sync failed.
-    pub fn append(&mut self, task: usize, id: &str, r: &EvalResult) -> Result<()> {
-        self.append_line(&record_line(task, id, r))
+    pub fn append(&mut self, task: usize, id: &str, estimate: f64, r: &EvalResult) -> Result<()> {
+        self.append_line(&record_line(task, id, estimate, r))
     }
 
     fn append_line(&mut self, line: &str) -> Result<()> {

@@ -58,16 +58,6 @@ fn describe_pools(datasets: &[RouterDataset]) -> String {
         .join("; ")
 }
 
-pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
-    ));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move `{}` to `{}`", tmp.display(), path.display()))
-}
-
 /// Loads the plugins (compiling WebAssembly ones or reading the compiled cache; loading or
 /// probing native ones) and checks the row labels are distinct.
 fn load_contestants(
@@ -189,6 +179,50 @@ pub struct Prepared {
     pub pool: rayon::ThreadPool,
 }
 
+impl Prepared {
+    /// Each task's cost estimate (see [`run::estimate`]).
+    pub fn estimates(&self) -> Vec<f64> {
+        self.tasks
+            .iter()
+            .map(|t| run::estimate(&self.datasets, &self.contestants, t))
+            .collect()
+    }
+
+    /// The tasks this run evaluates: all, or its shard's.
+    pub fn mine(&self, estimates: &[f64]) -> Vec<usize> {
+        match self.header.shard {
+            None => (0..self.tasks.len()).collect(),
+            Some(s) => run::shard_tasks(estimates, s.index, s.count),
+        }
+    }
+
+    /// The plan as JSON lines, one per evaluation of this run (its shard's), with identity,
+    /// estimate and shard: what `--dry-run` prints.
+    pub fn plan_lines(&self) -> String {
+        let estimates = self.estimates();
+        let mut out = String::new();
+        for i in self.mine(&estimates) {
+            let t = &self.tasks[i];
+            let ds = &self.datasets[t.dataset];
+            let pool = &ds.pools[t.pool];
+            let line = serde_json::json!({
+                "task": i,
+                "id": self.ids[i],
+                "router": self.contestants[t.contestant].label(),
+                "benchmark": ds.benchmark,
+                "difficulty": pool.difficulty,
+                "m": pool.m(),
+                "group": pool.group,
+                "estimate": estimates[i],
+                "shard": self.header.shard,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// Resolves, loads and plans a run (nothing is evaluated).
 ///
 /// # Errors
@@ -290,17 +324,8 @@ pub fn evaluate(
     err: &mut (dyn Write + Send),
 ) -> Result<Vec<EvalResult>> {
     let n = p.tasks.len();
-    let mine: Vec<usize> = match p.header.shard {
-        None => (0..n).collect(),
-        Some(s) => {
-            let estimates: Vec<f64> = p
-                .tasks
-                .iter()
-                .map(|t| run::estimate(&p.datasets, &p.contestants, t))
-                .collect();
-            run::shard_tasks(&estimates, s.index, s.count)
-        }
-    };
+    let estimates = p.estimates();
+    let mine = p.mine(&estimates);
     let mut done: Vec<Option<EvalResult>> = vec![None; n];
     let writer = match results_path {
         None => None,
@@ -388,7 +413,7 @@ pub fn evaluate(
             let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
             let (file, failed) = &mut *w;
             if let (Some(f), None) = (file.as_mut(), failed.as_ref())
-                && let Err(e) = f.append(todo[i], &p.ids[todo[i]], r)
+                && let Err(e) = f.append(todo[i], &p.ids[todo[i]], estimates[todo[i]], r)
             {
                 *failed = Some(e);
             }
@@ -434,7 +459,7 @@ pub fn render(
     let report = Report::new(results, stats, manifest);
     let text = report.render(format.to_report())?;
     match &out.output {
-        Some(path) => write_atomically(path, &text)?,
+        Some(path) => crate::util::write_atomically(path, text.as_bytes())?,
         None => stdout.write_all(text.as_bytes())?,
     }
     match &out.plots {
@@ -460,6 +485,10 @@ pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitS
         ProgressMode::Quiet
     };
     let prepared = prepare(args, registry, &mut *io.err)?;
+    if args.dry_run {
+        io.out.write_all(prepared.plan_lines().as_bytes())?;
+        return Ok(ExitStatus::Success);
+    }
     let results = evaluate(
         &prepared,
         args.results.as_deref(),

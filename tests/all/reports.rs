@@ -614,3 +614,79 @@ fn dry_run_prints_the_plan_of_a_shard_and_evaluates_nothing() {
     assert_eq!(seen, 14);
     assert!(all.iter().all(|r| r["estimate"].as_f64().unwrap() > 0.0));
 }
+
+/// The cluster examples' shard script, driven as Kubernetes (JOB_COMPLETION_INDEX) and Slurm
+/// (the array script, SLURM_ARRAY_TASK_ID and _COUNT) would, gives shards that merge into one
+/// run.
+#[cfg(unix)]
+#[test]
+fn the_cluster_examples_shards_merge_into_one_run() {
+    let dir = TempDir::new("cluster");
+    let config = dir.path().join("sweep.toml");
+    std::fs::write(
+        &config,
+        "seed = 0\n[[router]]\nname = \"knn\"\n[[router]]\nname = \"best-on-train\"\n\
+         [[router]]\nname = \"oracle\"\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let examples = root().join("examples/cluster");
+    let shard = |script: &str, env: &[(&str, &str)]| {
+        let out = std::process::Command::new("bash")
+            .arg(examples.join(script))
+            .current_dir(dir.path())
+            .env("ENGINE", env!("CARGO_BIN_EXE_engine"))
+            .env("CONFIG", &config)
+            .env("DATA", "")
+            .env("RESULTS_DIR", &results)
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .env_remove("SHARDS")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run the shard script");
+        assert!(
+            out.status.success(),
+            "{script} {env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    shard(
+        "shard.sh",
+        &[("JOB_COMPLETION_INDEX", "0"), ("SHARDS", "3")],
+    );
+    shard(
+        "shard.sh",
+        &[("JOB_COMPLETION_INDEX", "1"), ("SHARDS", "3")],
+    );
+    shard(
+        "slurm-array.sh",
+        &[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ],
+    );
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| results.join(format!("shard-{i}.jsonl")))
+        .collect();
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(|f| s(f)));
+    args.extend(["--format", "json"]);
+    let merged = run(&args);
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let once = run(&["--config", s(&config), "--format", "json"]);
+    assert_eq!(
+        without_timings(&merged.json()),
+        without_timings(&once.json())
+    );
+    // The script refuses to guess its index.
+    let out = std::process::Command::new("sh")
+        .arg(examples.join("shard.sh"))
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JOB_COMPLETION_INDEX"));
+}

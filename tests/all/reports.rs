@@ -690,3 +690,53 @@ fn the_cluster_examples_shards_merge_into_one_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("JOB_COMPLETION_INDEX"));
 }
+
+/// A run with a WebAssembly plugin (given with parameters) reruns from its manifest: the plugin
+/// by its recorded path and sha256, the parameters as given; and a results file resumes it.
+#[test]
+fn rerun_and_resume_take_plugins_as_they_were_given() {
+    let dir = TempDir::new("rerun-plugin");
+    let doc = dir.path().join("run.json");
+    let plugin = format!("{}:k=7", crate::util::wasm("routereval_plugin_knn"));
+    let out = run(&[
+        "--plugin",
+        &plugin,
+        "--router",
+        "oracle",
+        "--format",
+        "json",
+        "-o",
+        s(&doc),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&doc).unwrap()).unwrap();
+    assert_eq!(
+        v["manifest"]["plugins"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    let rows = v["results"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == "wasm" && r["fuel"].as_u64().is_some())
+    );
+    let again = run(&["rerun", s(&doc)]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again.stdout.starts_with("identical: 14 evaluations"),
+        "{}",
+        again.stdout
+    );
+    // The same plugin with other parameters is another plan.
+    let file = dir.path().join("r.jsonl");
+    assert_eq!(
+        run(&["--plugin", &plugin, "--results", s(&file), "-q"]).code,
+        0
+    );
+    let other = format!("{}:k=9", crate::util::wasm("routereval_plugin_knn"));
+    let refused = run(&["--plugin", &other, "--results", s(&file), "--resume"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("k=9"), "{}", refused.stderr);
+}

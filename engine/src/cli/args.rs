@@ -145,6 +145,9 @@ pub struct MergeArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub out: OutputArgs,
+    /// Do not list the plots written on standard error
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Options of `rerun`.

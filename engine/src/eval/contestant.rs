@@ -79,18 +79,40 @@ pub trait Contestant: Send + Sync + fmt::Debug {
         None
     }
 
-    /// Its cost per unit of work (training rows x (dimension + candidates)), relative to kNN's:
-    /// what shards are balanced by. Unknown contestants (plugins, programs) count as 1.
-    fn cost_class(&self) -> f64 {
-        1.0
+    /// Its estimated cost on a task of `shape`, in seconds on one core (what workers start
+    /// largest-first and shards are balanced by). Unknown contestants (plugins, programs) are
+    /// estimated as a moderate router whose work grows with training rows x (dimension +
+    /// candidates).
+    fn cost(&self, shape: &TaskShape) -> f64 {
+        1e-7 * shape.train_rows * (shape.dim + shape.m)
     }
 }
 
-/// The cost class of a built-in router with `params` (see [`Contestant::cost_class`]): seconds
-/// per unit of work on the synthetic paper sweep (`scripts/sweep`, 2 cores), relative to kNN's,
-/// scaled by the parameters that multiply the work (epochs; mini-batches make an epoch about
-/// half as dear as batch-1 steps).
-pub fn builtin_cost_class(name: &str, params: &Params) -> f64 {
+/// The sizes that decide what an evaluation costs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskShape {
+    /// Training queries.
+    pub train_rows: f64,
+    /// Test queries.
+    pub test_rows: f64,
+    /// Embedding dimension.
+    pub dim: f64,
+    /// Candidates.
+    pub m: f64,
+}
+
+/// The estimated cost, in seconds on one core, of the built-in router `name` with `params` on a
+/// task of `shape`: each router's work model (what its training loop multiplies) times a
+/// constant fitted on the synthetic paper sweep (`scripts/sweep`, 2 cores, 2026-11-29: summed
+/// seconds per router over its 180 evaluations), scaled by the parameters that multiply the
+/// work (epochs; a mini-batch epoch costs about half a batch-1 epoch).
+pub fn builtin_cost(name: &str, params: &Params, shape: &TaskShape) -> f64 {
+    let TaskShape {
+        train_rows: n,
+        test_rows: t,
+        dim: d,
+        m,
+    } = *shape;
     let epochs = |default: f64| params.f64_or("epochs", default).unwrap_or(default) / default;
     let batched = if params.f64_or("batch", 1.0).is_ok_and(|b| b > 1.0) {
         0.5
@@ -98,13 +120,18 @@ pub fn builtin_cost_class(name: &str, params: &Params) -> f64 {
         1.0
     };
     match name {
-        "mlp" => 600.0 * epochs(100.0) * batched,
-        "logreg" => 60.0,
-        "linear" => 37.0 * epochs(10.0) * batched,
-        "mf" => 15.0,
-        "knn" | "cluster" => 1.0,
-        "best-on-train" => 0.1,
-        _ => 1.0,
+        // Batch-1 Adam through 768 -> 256 -> 256 -> m: every sample touches every weight.
+        "mlp" => 3.5e-8 * n * (d + 256.0 + m) * 256.0 * epochs(100.0) * batched,
+        // One d -> m layer (LinearR), one logistic regression per candidate, a rank-64
+        // factorisation: work in training rows x dimension x candidates.
+        "linear" => 4e-9 * n * d * m * epochs(10.0) * batched + 2e-7 * n,
+        "logreg" => 6.5e-9 * n * d * m + 2e-7 * n,
+        "mf" => 1e-9 * n * d * m + 2e-7 * n,
+        // Distances between test and training queries; k-means over the training queries.
+        "knn" => 2.5e-11 * n * t * d,
+        "cluster" => 2e-8 * n * d,
+        "best-on-train" => 1e-9 * n * m,
+        _ => 1e-7 * n * (d + m),
     }
 }
 
@@ -169,8 +196,8 @@ impl Contestant for BuiltinRouter {
         ContestantKind::Builtin
     }
 
-    fn cost_class(&self) -> f64 {
-        builtin_cost_class(&self.name, &self.params)
+    fn cost(&self, shape: &TaskShape) -> f64 {
+        builtin_cost(&self.name, &self.params, shape)
     }
 
     fn evaluate(&self, job: &Job<'_>) -> Attempt {
@@ -223,8 +250,9 @@ impl Contestant for BoundContestant {
         ContestantKind::Bound
     }
 
-    fn cost_class(&self) -> f64 {
-        0.0
+    fn cost(&self, shape: &TaskShape) -> f64 {
+        // A pass over the test scores.
+        1e-9 * shape.test_rows * shape.m
     }
 
     fn evaluate(&self, job: &Job<'_>) -> Attempt {

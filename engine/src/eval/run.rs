@@ -7,7 +7,7 @@ use std::time::Instant;
 use routereval_sdk::RouterError;
 
 use crate::data::{Difficulty, Pool, RouterDataset};
-use crate::eval::contestant::{Job, SharedContestant};
+use crate::eval::contestant::{Job, SharedContestant, TaskShape};
 use crate::eval::metrics::{self, Metrics};
 pub use crate::eval::outcome::EvalResult;
 use crate::eval::outcome::{Answer, Attempt};
@@ -72,15 +72,20 @@ pub fn plan(
     tasks
 }
 
-/// The estimated cost of a task, in kNN-units: the contestant's cost class times the work of
-/// its pool (training rows x (dimension + candidates)), plus a little for every task (loading,
-/// validation, metrics). What workers start largest-first and shards are balanced by.
+/// The estimated cost of a task in seconds on one core: the contestant's
+/// [`Contestant::cost`](crate::eval::contestant::Contestant::cost) for its pool's shape, plus
+/// what every task costs (validation and metrics, a pass over the test scores). What workers
+/// start largest-first and shards are balanced by.
 pub fn estimate(datasets: &[RouterDataset], contestants: &[SharedContestant], t: &Task) -> f64 {
     let ds = &datasets[t.dataset];
     let pool = &ds.pools[t.pool];
-    let work = pool.train_scores.rows() as f64 * (ds.train.embeddings.cols() + pool.m()) as f64;
-    let fixed = (ds.test.len() * pool.m()) as f64;
-    contestants[t.contestant].cost_class() * work + fixed
+    let shape = TaskShape {
+        train_rows: pool.train_scores.rows() as f64,
+        test_rows: ds.test.len() as f64,
+        dim: ds.train.embeddings.cols() as f64,
+        m: pool.m() as f64,
+    };
+    contestants[t.contestant].cost(&shape) + 1e-8 * shape.test_rows * shape.m
 }
 
 /// The tasks (indices into `estimates`) of shard `index` of `count`: the longest-processing-time
@@ -232,4 +237,34 @@ pub fn execute(
                 .expect("every task ran")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_tasks;
+
+    #[test]
+    fn shards_partition_the_plan_and_balance_it() {
+        // 40 tasks: a few large, many small.
+        let est: Vec<f64> = (0..40)
+            .map(|i| {
+                if i % 10 == 0 {
+                    50.0
+                } else {
+                    f64::from(i % 7) + 1.0
+                }
+            })
+            .collect();
+        let total: f64 = est.iter().sum();
+        let mut all: Vec<usize> = Vec::new();
+        for i in 0..4 {
+            let mine = shard_tasks(&est, i, 4);
+            let load: f64 = mine.iter().map(|&t| est[t]).sum();
+            assert!(load <= total / 4.0 * 1.1, "shard {i}: {load} of {total}");
+            all.extend(mine);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..40).collect::<Vec<_>>());
+        assert_eq!(shard_tasks(&est, 0, 1).len(), 40);
+    }
 }

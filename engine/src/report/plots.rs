@@ -363,7 +363,13 @@ fn heatmap(
     let ch = 30u32;
     let left = 200u32;
     let top = 60u32;
-    let bottom = 150u32;
+    // Room for the rotated benchmark names (about 7 px a character) and the scale's note.
+    let longest = benches
+        .iter()
+        .map(|b| b.chars().count().min(20))
+        .max()
+        .unwrap_or(4) as u32;
+    let bottom = 60 + 7 * longest;
     let width = (left + cw * benches.len() as u32 + 40).max(520);
     let height = top + ch * rows.len() as u32 + bottom;
     let root = SVGBackend::new(path, (width, height)).into_drawing_area();

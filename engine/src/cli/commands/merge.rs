@@ -105,7 +105,7 @@ pub fn merge(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         &args.out,
         out,
     )?;
-    for p in plots {
+    for p in plots.iter().filter(|_| !args.quiet) {
         let _ = writeln!(err, "plot: {}", p.display());
     }
     Ok(if results.iter().any(|r| !r.is_ok()) {

@@ -487,6 +487,20 @@ pub fn run(args: &RunArgs, registry: &Registry, io: &mut Io<'_>) -> Result<ExitS
     let prepared = prepare(args, registry, &mut *io.err)?;
     if args.dry_run {
         io.out.write_all(prepared.plan_lines().as_bytes())?;
+        let estimates = prepared.estimates();
+        let mine = prepared.mine(&estimates);
+        let total: f64 = mine.iter().map(|&i| estimates[i]).sum();
+        let _ = writeln!(
+            io.err,
+            "{} evaluations, estimated {} on one core (built-in routers' work models; plugins \
+             roughly)",
+            mine.len(),
+            if total < 120.0 {
+                format!("{total:.0} s")
+            } else {
+                format!("{:.0} min", total / 60.0)
+            }
+        );
         return Ok(ExitStatus::Success);
     }
     let results = evaluate(

@@ -9,6 +9,7 @@ use crate::data::Difficulty;
 use crate::eval::metrics::{self, Metrics};
 use crate::eval::run::EvalResult;
 use crate::report::analysis::{Analysis, REFERENCE_ROUTER};
+use crate::report::first_seen;
 
 /// Text from files and plugins, made inert in a markdown table.
 fn esc(s: &str) -> String {
@@ -41,17 +42,6 @@ fn signed(v: f64) -> String {
     } else {
         format!("−{:.4}", -v)
     }
-}
-
-/// First-seen order of a key over the rows.
-fn ordered<T: PartialEq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::new();
-    for i in items {
-        if !out.contains(&i) {
-            out.push(i);
-        }
-    }
-    out
 }
 
 /// One table cell: the rows of one router in one (benchmark, pool size), over the groups.
@@ -103,13 +93,13 @@ fn reference_pairs(results: &[EvalResult], rows: &[usize]) -> Option<Vec<(usize,
 /// The markdown report.
 pub fn to_markdown(results: &[EvalResult], a: &Analysis) -> String {
     let mut out = String::new();
-    let benches = ordered(results.iter().map(|r| r.benchmark.clone()));
+    let benches = first_seen(results.iter().map(|r| r.benchmark.clone()));
     let routers = {
-        let mut rs = ordered(results.iter().map(|r| (r.router.clone(), r.is_bound())));
+        let mut rs = first_seen(results.iter().map(|r| (r.router.clone(), r.is_bound())));
         rs.sort_by_key(|&(_, b)| b); // routers first, then bounds, each in row order
         rs
     };
-    let self_reported = ordered(
+    let self_reported = first_seen(
         results
             .iter()
             .filter(|r| r.self_reported)
@@ -140,7 +130,7 @@ pub fn to_markdown(results: &[EvalResult], a: &Analysis) -> String {
     }
     out.push_str("\n\n");
     let columns = |rows: &mut dyn Iterator<Item = &EvalResult>| {
-        let mut c = ordered(rows.map(|r| (r.difficulty, r.m)));
+        let mut c = first_seen(rows.map(|r| (r.difficulty, r.m)));
         c.sort();
         c
     };
@@ -148,7 +138,7 @@ pub fn to_markdown(results: &[EvalResult], a: &Analysis) -> String {
         let rs: Vec<&EvalResult> = results.iter().filter(|r| &r.benchmark == bench).collect();
         let _ = writeln!(out, "## {}\n", esc(bench));
         for col in columns(&mut rs.iter().copied()) {
-            let groups = ordered(
+            let groups = first_seen(
                 rs.iter()
                     .filter(|r| (r.difficulty, r.m) == col)
                     .map(|r| esc(&r.group)),
@@ -315,7 +305,7 @@ fn summary(
     routers: &[(String, bool)],
     level: &str,
 ) {
-    let mut cols = ordered(results.iter().map(|r| (r.difficulty, r.m)));
+    let mut cols = first_seen(results.iter().map(|r| (r.difficulty, r.m)));
     cols.sort();
     let _ = writeln!(
         out,

@@ -138,8 +138,9 @@ fn comparison_json(c: Option<&Comparison>) -> Json {
     }
 }
 
-/// One row as JSON (the rows of `json` and `jsonl`).
-pub fn row_json(r: &EvalResult, st: &analysis::RowStats) -> Json {
+/// What a row is without its statistics: identity, metrics or error, cost, log (the row of a
+/// results file; [`row_json`] adds the statistics).
+pub fn base_row_json(r: &EvalResult) -> Json {
     let m = r.metrics();
     json!({
         "router": r.router,
@@ -150,17 +151,36 @@ pub fn row_json(r: &EvalResult, st: &analysis::RowStats) -> Json {
         "m": r.m,
         "group": r.group,
         "mu": m.map(|m| m.mu),
-        "ci_low": st.ci.map(|c| c.0),
-        "ci_high": st.ci.map(|c| c.1),
         "vr": m.and_then(|m| m.vr),
         "vb": m.and_then(|m| m.vb),
         "ep": m.map(|m| m.ep),
         "status": if r.is_ok() { "ok" } else { "failed" },
         "error": r.error(),
-        "vs_best_on_train": comparison_json(st.vs_best_on_train.as_ref()),
-        "vs_best": comparison_json(st.vs_best.as_ref()),
         "seconds": r.seconds,
         "fuel": r.fuel,
         "log": r.log,
     })
+}
+
+/// One row as JSON (the rows of `json` and `jsonl`): [`base_row_json`] with the interval and
+/// the paired comparisons.
+pub fn row_json(r: &EvalResult, st: &analysis::RowStats) -> Json {
+    let mut row = base_row_json(r);
+    row["ci_low"] = st.ci.map(|c| c.0).into();
+    row["ci_high"] = st.ci.map(|c| c.1).into();
+    row["vs_best_on_train"] = comparison_json(st.vs_best_on_train.as_ref());
+    row["vs_best"] = comparison_json(st.vs_best.as_ref());
+    row
+}
+
+/// Items in the order they are first seen, each once (benchmarks, routers, pool sizes of a
+/// result set, in plan order).
+pub fn first_seen<T: PartialEq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }

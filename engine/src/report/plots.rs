@@ -17,6 +17,7 @@ use plotters::prelude::*;
 use crate::eval::metrics::{self, Metrics};
 use crate::eval::run::EvalResult;
 use crate::report::analysis::Analysis;
+use crate::report::first_seen;
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 560;
@@ -46,16 +47,6 @@ fn file_safe(name: &str) -> String {
         .take(80)
         .collect();
     if s.is_empty() { "_".into() } else { s }
-}
-
-fn ordered<T: PartialEq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::new();
-    for i in items {
-        if !out.contains(&i) {
-            out.push(i);
-        }
-    }
-    out
 }
 
 /// The rows of `router` on `bench` with pool size `m`, when all succeeded.
@@ -113,13 +104,13 @@ pub fn write_plots(
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the plots directory `{}`", dir.display()))?;
-    let benches = ordered(results.iter().map(|r| r.benchmark.clone()));
+    let benches = first_seen(results.iter().map(|r| r.benchmark.clone()));
     let routers = {
-        let mut rs = ordered(results.iter().map(|r| (r.router.clone(), r.is_bound())));
+        let mut rs = first_seen(results.iter().map(|r| (r.router.clone(), r.is_bound())));
         rs.sort_by_key(|&(_, b)| b);
         rs
     };
-    let mut sizes = ordered(results.iter().map(|r| r.m));
+    let mut sizes = first_seen(results.iter().map(|r| r.m));
     sizes.sort_unstable();
     let mut written = Vec::new();
     for bench in &benches {

@@ -272,28 +272,11 @@ fn decode_scores(v: &Json) -> Result<Option<Arc<[f64]>>, String> {
 /// The line of one evaluation (without the newline); `estimate` is the plan's cost estimate of
 /// it (what shards are balanced by; `scripts/shard-balance` weighs it against `seconds`).
 pub fn record_line(task: usize, id: &str, estimate: f64, r: &EvalResult) -> String {
-    let m = r.metrics();
     json!({
         "task": task,
         "id": id,
         "estimate": estimate,
-        "row": {
-            "router": r.router,
-            "kind": r.kind,
-            "self_reported": r.self_reported,
-            "benchmark": r.benchmark,
-            "difficulty": r.difficulty,
-            "m": r.m,
-            "group": r.group,
-            "mu": m.map(|m| m.mu),
-            "vr": m.and_then(|m| m.vr),
-            "vb": m.and_then(|m| m.vb),
-            "ep": m.map(|m| m.ep),
-            "error": r.error(),
-            "seconds": r.seconds,
-            "fuel": r.fuel,
-            "log": r.log,
-        },
+        "row": crate::report::base_row_json(r),
         "query_scores": r.query_scores.as_deref().map_or(Json::Null, encode_scores),
     })
     .to_string()

@@ -475,6 +475,16 @@ fn three_shards_merged_equal_one_run() {
             _ => assert_eq!(merged.stdout, whole.stdout),
         }
     }
+    // One shard reruns as that shard.
+    let again = run(&["rerun", s(&files[1])]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stdout
+            .starts_with(&format!("identical: {} evaluations", counts[1])),
+        "{}",
+        again.stdout
+    );
     let missing = run(&["merge", s(&files[0]), s(&files[2])]);
     assert_eq!(missing.code, 2);
     assert!(

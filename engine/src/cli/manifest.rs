@@ -84,13 +84,13 @@ fn selection_json(plan: &Plan) -> Json {
     })
 }
 
-/// The plan: everything that decides the numbers (not where files lie, not the thread count).
+/// The plan: everything that decides the evaluations' numbers (not where files lie, not the
+/// thread count, not the statistics settings, which only the reports use).
 pub fn plan_json(
     plan: &Plan,
     datasets: &[RouterDataset],
     sha256: &[String],
     contestants: &[SharedContestant],
-    stats: &StatsConfig,
     evaluations: usize,
 ) -> Json {
     json!({
@@ -101,7 +101,6 @@ pub fn plan_json(
         "contestants": contestants.iter().map(contestant_identity).collect::<Vec<_>>(),
         "selection": selection_json(plan),
         "sandbox": serde_json::to_value(&plan.policy).unwrap_or(Json::Null),
-        "statistics": stats,
         "evaluations": evaluations,
     })
 }
@@ -255,5 +254,9 @@ pub fn run_args_from(manifest: &Json, what: &Path) -> Result<RunArgs> {
     let stats: StatsConfig = serde_json::from_value(field("statistics")?.clone())
         .with_context(|| format!("`{}`: the manifest's `statistics`", what.display()))?;
     args.out.bootstrap = Some(stats.replicates);
+    args.shard = match manifest.get("shard") {
+        Some(s) if !s.is_null() => Some(format!("{}/{}", s["index"], s["count"])),
+        _ => None,
+    };
     Ok(args)
 }

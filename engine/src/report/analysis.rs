@@ -86,12 +86,16 @@ impl Analysis {
             if !comparable(r) || replicates[i].is_none() {
                 continue;
             }
+            // Rows are paired only on the same queries: same pool, same number of scores (a
+            // results file from elsewhere could hold rows of another test set under one name).
+            let n = r.query_scores.as_ref().map_or(0, |q| q.len());
             let same = |j: &usize| {
                 let o = &results[*j];
                 o.benchmark == r.benchmark
                     && o.difficulty == r.difficulty
                     && o.m == r.m
                     && o.group == r.group
+                    && o.query_scores.as_ref().map_or(0, |q| q.len()) == n
             };
             match pools.iter_mut().find(|p| p.first().is_some_and(same)) {
                 Some(p) => p.push(i),

@@ -83,9 +83,14 @@ pub fn merged(
         );
     }
     let stats: StatsConfig =
-        serde_json::from_value(first.header.plan["statistics"].clone()).unwrap_or_default();
+        serde_json::from_value(first.header.manifest["statistics"].clone()).unwrap_or_default();
     let results = rows.into_iter().map(|r| r.expect("checked").0).collect();
-    Ok((results, first.header.manifest.clone(), stats))
+    // The merged set is the whole plan: the report's manifest is the plan's, not a shard's.
+    let mut manifest = first.header.manifest.clone();
+    if let Some(m) = manifest.as_object_mut() {
+        m.remove("shard");
+    }
+    Ok((results, manifest, stats))
 }
 
 /// Merges and renders.

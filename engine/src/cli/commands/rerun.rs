@@ -51,7 +51,8 @@ fn recorded(path: &Path) -> Result<(Json, Vec<Json>)> {
     {
         let c = results_file::read(path)?;
         let results: Vec<_> = c.records.into_iter().map(|r| r.result).collect();
-        let stats = serde_json::from_value(c.header.plan["statistics"].clone()).unwrap_or_default();
+        let stats =
+            serde_json::from_value(c.header.manifest["statistics"].clone()).unwrap_or_default();
         let report = Report::new(&results, stats, c.header.manifest.clone());
         let rows = report.to_json()["results"]
             .as_array()

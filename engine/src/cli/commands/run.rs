@@ -268,16 +268,10 @@ pub fn prepare(
             describe_pools(&datasets)
         );
     }
-    let plan_json = manifest::plan_json(
-        &plan,
-        &datasets,
-        &dataset_sha256,
-        &contestants,
-        &stats,
-        tasks.len(),
-    );
+    let plan_json =
+        manifest::plan_json(&plan, &datasets, &dataset_sha256, &contestants, tasks.len());
     let ids = manifest::task_ids(&plan_json, &datasets, &dataset_sha256, &contestants, &tasks);
-    let manifest = manifest::manifest_json(
+    let mut manifest = manifest::manifest_json(
         &plan,
         &datasets,
         &dataset_sha256,
@@ -286,6 +280,10 @@ pub fn prepare(
         &stats,
         pool.current_num_threads(),
     );
+    // A shard's own documents say which part of the plan they hold (`rerun` repeats that part).
+    if let Some(s) = shard {
+        manifest["shard"] = serde_json::json!({ "index": s.index, "count": s.count });
+    }
     Ok(Prepared {
         header: Header::new(plan_json, shard, manifest),
         plan,

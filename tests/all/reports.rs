@@ -385,6 +385,89 @@ fn resume_refuses_a_results_file_of_another_plan_and_says_what_differs() {
     assert!(fresh.stderr.contains("--resume"), "{}", fresh.stderr);
 }
 
+/// Edited and damaged results files are refused by `merge` and `--resume` with the file, the
+/// line and what is wrong; nothing is reported from them. The same evaluation given twice with
+/// the same numbers (a file passed twice) is one evaluation.
+#[test]
+fn edited_results_files_are_refused_with_the_line_named() {
+    let dir = TempDir::new("hostile");
+    let good = dir.path().join("good.jsonl");
+    let args = ["--router", "knn", "--router", "best-on-train", "-q"];
+    let out = run(&[&args[..], &["--results", s(&good)]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let header = lines.remove(0);
+    assert_eq!(
+        header["tasks"].as_array().map(Vec::len),
+        Some(lines.len()),
+        "the header lists every evaluation's identity"
+    );
+    let write = |name: &str, header: &Value, records: &[Value]| -> PathBuf {
+        let path = dir.path().join(name);
+        let mut body = format!("{header}\n");
+        for r in records {
+            body.push_str(&format!("{r}\n"));
+        }
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+    let mut r = lines.clone();
+    r[0]["id"] = "0123456789abcdef".into();
+    cases.push((write("id.jsonl", &header, &r), "line 2: evaluation"));
+    let mut r = lines.clone();
+    let (a, b) = (r[0]["task"].clone(), r[1]["task"].clone());
+    r[0]["task"] = b;
+    r[1]["task"] = a;
+    cases.push((write("swapped.jsonl", &header, &r), "the plan's is"));
+    let mut r = lines.clone();
+    r[2]["task"] = 1_000_000.into();
+    cases.push((write("outside.jsonl", &header, &r), "of a plan of"));
+    let mut r = lines.clone();
+    let mut changed = r[3].clone();
+    changed["row"]["mu"] = 0.999.into();
+    r.push(changed);
+    cases.push((write("twice.jsonl", &header, &r), "with different results"));
+    let mut h = header.clone();
+    h.as_object_mut().unwrap().remove("manifest");
+    cases.push((write("manifest.jsonl", &h, &lines), "has no manifest"));
+    let mut h = header.clone();
+    h["tasks"] = serde_json::json!(["x"]);
+    cases.push((write("ids.jsonl", &h, &lines), "ids for a plan of"));
+    let mut r = lines.clone();
+    r[4]["query_scores"]["n"] = 3.into();
+    cases.push((write("scores.jsonl", &header, &r), "line 6: `query_scores`"));
+    let mut r = lines.clone();
+    r[5]["row"]["m"] = (-4).into();
+    cases.push((write("m.jsonl", &header, &r), "line 7: `row.m`"));
+    for (path, says) in &cases {
+        let merged = run(&["merge", s(path), "--format", "json"]);
+        assert_eq!(merged.code, 2, "{}: {}", path.display(), merged.stderr);
+        assert!(merged.stdout.is_empty(), "{}", path.display());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            merged.stderr.contains(name) && merged.stderr.contains(says),
+            "{name}: {}",
+            merged.stderr
+        );
+        let resumed = run(&[&args[..], &["--results", s(path), "--resume"]].concat());
+        assert_eq!(resumed.code, 2, "{name}: {}", resumed.stderr);
+        assert!(resumed.stderr.contains(name), "{}", resumed.stderr);
+    }
+    // The good file twice is the good file once.
+    let once = run(&["merge", s(&good), "--format", "json"]);
+    let twice = run(&["merge", s(&good), s(&good), "--format", "json"]);
+    assert_eq!(twice.code, 0, "{}", twice.stderr);
+    assert_eq!(
+        without_timings(&once.json()),
+        without_timings(&twice.json())
+    );
+}
+
 /// Three shards merged are one run, byte for byte apart from timings; merge refuses a missing
 /// shard and shards of different plans; the balance script assigns as the engine does.
 #[test]

@@ -68,6 +68,27 @@ fn mean_of(results: &[EvalResult], rows: &[usize]) -> Option<Metrics> {
     metrics::mean(&ms)
 }
 
+/// One series per router (those with no point left out), a point per pool size where
+/// `point(router, m)` gives mu and its interval.
+fn series_of(
+    routers: &[(String, bool)],
+    sizes: &[usize],
+    point: impl Fn(&str, usize) -> Option<(f64, Option<(f64, f64)>)>,
+) -> Vec<Series> {
+    routers
+        .iter()
+        .map(|(name, bound)| Series {
+            name: name.clone(),
+            bound: *bound,
+            points: sizes
+                .iter()
+                .filter_map(|&m| point(name, m).map(|(mu, ci)| (m as f64, mu, ci)))
+                .collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
 /// The color of series `i` (bounds are drawn in grey whatever their index).
 fn color(i: usize) -> RGBColor {
     const COLORS: [RGBColor; 10] = [
@@ -114,53 +135,31 @@ pub fn write_plots(
     sizes.sort_unstable();
     let mut written = Vec::new();
     for bench in &benches {
-        let series: Vec<Series> = routers
-            .iter()
-            .map(|(name, bound)| Series {
-                name: name.clone(),
-                bound: *bound,
-                points: sizes
-                    .iter()
-                    .filter_map(|&m| {
-                        let rows = cell_rows(results, bench, m, name)?;
-                        let mu = mean_of(results, &rows)?.mu;
-                        Some((m as f64, mu, analysis.mean_interval(&rows)))
-                    })
-                    .collect(),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let series = series_of(&routers, &sizes, |name, m| {
+            let rows = cell_rows(results, bench, m, name)?;
+            let mu = mean_of(results, &rows)?.mu;
+            Some((mu, analysis.mean_interval(&rows)))
+        });
         let path = dir.join(format!("mu_vs_m_{}.svg", file_safe(bench)));
         scaling_plot(&path, &format!("{bench}: mu against pool size"), &series)?;
         written.push(path);
     }
     if benches.len() > 1 {
-        let series: Vec<Series> = routers
-            .iter()
-            .map(|(name, bound)| Series {
-                name: name.clone(),
-                bound: *bound,
-                points: sizes
-                    .iter()
-                    .filter_map(|&m| {
-                        let cells: Vec<Vec<usize>> = benches
-                            .iter()
-                            .filter_map(|b| cell_rows(results, b, m, name))
-                            .collect();
-                        if cells.is_empty() {
-                            return None;
-                        }
-                        let mus: Vec<f64> = cells
-                            .iter()
-                            .filter_map(|c| mean_of(results, c).map(|m| m.mu))
-                            .collect();
-                        let mu = mus.iter().sum::<f64>() / mus.len() as f64;
-                        Some((m as f64, mu, analysis.mean_of_means_interval(&cells)))
-                    })
-                    .collect(),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let series = series_of(&routers, &sizes, |name, m| {
+            let cells: Vec<Vec<usize>> = benches
+                .iter()
+                .filter_map(|b| cell_rows(results, b, m, name))
+                .collect();
+            if cells.is_empty() {
+                return None;
+            }
+            let mus: Vec<f64> = cells
+                .iter()
+                .filter_map(|c| mean_of(results, c).map(|m| m.mu))
+                .collect();
+            let mu = mus.iter().sum::<f64>() / mus.len() as f64;
+            Some((mu, analysis.mean_of_means_interval(&cells)))
+        });
         let path = dir.join("mu_vs_m_mean.svg");
         scaling_plot(
             &path,

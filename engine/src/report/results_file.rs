@@ -2,10 +2,12 @@
 //! that a killed run loses nothing it finished, `--resume` carries on, and `merge` joins shards.
 //!
 //! Line 1 is the header: `{"routereval_results": 1, "plan": {...}, "plan_id": "<sha256>",
-//! "shard": {"index", "count"} | null, "manifest": {...}}`. The plan is everything that decides
-//! the numbers (datasets by sha256, contestants with their plugins' sha256, seed, selection,
-//! sandbox policy, statistics settings, the number of evaluations); `plan_id` is the sha256 of
-//! its canonical JSON. Every other line is one evaluation: `{"task", "id", "estimate",
+//! "tasks": ["<id>", ...], "shard": {"index", "count"} | null, "manifest": {...}}`. The plan is
+//! everything that decides the numbers (datasets by sha256, contestants with their plugins'
+//! sha256, seed, selection, sandbox policy, the number of evaluations); `plan_id` is the sha256
+//! of its canonical JSON; `tasks` lists every evaluation's identity in plan order, so a record
+//! can be checked against its place without the datasets; the manifest (which also holds the
+//! statistics settings) says what produced the file. Every other line is one evaluation: `{"task", "id", "estimate",
 //! "row", "query_scores"}`, where `task` indexes the plan's evaluations, `id` is the
 //! evaluation's identity (a digest of its dataset, pool, contestant, seed and policy),
 //! `estimate` its estimated cost (what shards are balanced by), `row` is the JSON row
@@ -74,6 +76,9 @@ pub struct Header {
     pub plan: Json,
     /// sha256 of the plan's canonical JSON.
     pub plan_id: String,
+    /// Each evaluation's identity, in plan order (empty in a file written before they were
+    /// recorded: its records are then checked only against each other).
+    pub task_ids: Vec<String>,
     /// The part of the plan the file holds, `None` for all of it.
     pub shard: Option<Shard>,
     /// What produced the file.
@@ -81,11 +86,12 @@ pub struct Header {
 }
 
 impl Header {
-    /// A header for `plan` (its id computed) with `manifest`.
-    pub fn new(plan: Json, shard: Option<Shard>, manifest: Json) -> Header {
+    /// A header for `plan` (its id computed) and its evaluations' identities, with `manifest`.
+    pub fn new(plan: Json, task_ids: Vec<String>, shard: Option<Shard>, manifest: Json) -> Header {
         Header {
             plan_id: plan_id(&plan),
             plan,
+            task_ids,
             shard,
             manifest,
         }
@@ -99,11 +105,30 @@ impl Header {
             .unwrap_or(0) as usize
     }
 
+    /// Whether `r` belongs to this plan where it says it does.
+    fn check(&self, r: &Record) -> Result<(), String> {
+        let n = self.tasks();
+        if r.task >= n {
+            return Err(format!(
+                "evaluation {} of a plan of {n} (the file was edited?)",
+                r.task
+            ));
+        }
+        match self.task_ids.get(r.task) {
+            Some(id) if *id != r.id => Err(format!(
+                "evaluation {} has the identity {}, the plan's is {id} (the file was edited?)",
+                r.task, r.id
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn to_json(&self) -> Json {
         json!({
             "routereval_results": FORMAT_VERSION,
             "plan_id": self.plan_id,
             "plan": self.plan,
+            "tasks": self.task_ids,
             "shard": self.shard,
             "manifest": self.manifest,
         })
@@ -143,11 +168,38 @@ impl Header {
                     .with_context(|| format!("`{}`: header field `shard`", path.display()))?,
             ),
         };
+        let evaluations = plan.get("evaluations").and_then(Json::as_u64);
+        let task_ids: Vec<String> = match v.get("tasks") {
+            None => Vec::new(),
+            Some(t) => serde_json::from_value(t.clone()).with_context(|| {
+                format!(
+                    "`{}`: header field `tasks` is not a list of ids",
+                    path.display()
+                )
+            })?,
+        };
+        if !task_ids.is_empty() && Some(task_ids.len() as u64) != evaluations {
+            bail!(
+                "`{}`: the header lists {} evaluations' ids for a plan of {} (the file was edited?)",
+                path.display(),
+                task_ids.len(),
+                evaluations.unwrap_or(0)
+            );
+        }
+        let manifest = match v.get("manifest") {
+            Some(m @ Json::Object(_)) => m.clone(),
+            _ => bail!(
+                "`{}`: the header has no manifest (the file was edited?); without it the \
+                 results cannot be reported or rerun",
+                path.display()
+            ),
+        };
         Ok(Header {
             plan,
             plan_id,
+            task_ids,
             shard,
-            manifest: v.get("manifest").cloned().unwrap_or(Json::Null),
+            manifest,
         })
     }
 }
@@ -331,6 +383,15 @@ fn parse_record(v: &Json) -> Result<Record, String> {
     })
 }
 
+/// Whether two records of one evaluation agree in everything but their timing.
+pub fn same_numbers(a: &Record, b: &Record) -> bool {
+    let untimed = |r: &EvalResult| EvalResult {
+        seconds: 0.0,
+        ..r.clone()
+    };
+    a.id == b.id && untimed(&a.result) == untimed(&b.result)
+}
+
 /// A results file as read: its header, its records, and where its complete lines end.
 #[derive(Debug)]
 pub struct Contents {
@@ -359,6 +420,7 @@ pub fn read(path: &Path) -> Result<Contents> {
     let mut records = Vec::new();
     let mut torn = false;
     let mut number = 0usize;
+    let mut seen: std::collections::HashMap<usize, (usize, usize)> = Default::default();
     loop {
         line.clear();
         let n = reader
@@ -376,10 +438,29 @@ pub fn read(path: &Path) -> Result<Contents> {
             .map_err(|e| anyhow::anyhow!("`{}` line {number} is not JSON: {e}", path.display()))?;
         match &header {
             None => header = Some(Header::from_json(&v, path)?),
-            Some(_) => records.push(
-                parse_record(&v)
-                    .map_err(|e| anyhow::anyhow!("`{}` line {number}: {e}", path.display()))?,
-            ),
+            Some(h) => {
+                let r = parse_record(&v)
+                    .and_then(|r| h.check(&r).map(|()| r))
+                    .map_err(|e| anyhow::anyhow!("`{}` line {number}: {e}", path.display()))?;
+                match seen.get(&r.task) {
+                    // Recorded twice alike (a resumed run's redone line): one evaluation.
+                    Some(&(_, k)) if same_numbers(&records[k], &r) => {}
+                    Some(&(line, _)) => bail!(
+                        "`{}` line {number} records evaluation {} ({} on {} m={} {}) again, \
+                         with different results than line {line}; keep one of them",
+                        path.display(),
+                        r.task,
+                        r.result.router,
+                        r.result.benchmark,
+                        r.result.m,
+                        r.result.group
+                    ),
+                    None => {
+                        seen.insert(r.task, (number, records.len()));
+                        records.push(r);
+                    }
+                }
+            }
         }
         offset += n as u64;
     }

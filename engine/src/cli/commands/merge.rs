@@ -40,7 +40,7 @@ pub fn merged(
         }
     }
     let n = first.header.tasks();
-    let mut rows: Vec<Option<(EvalResult, String, usize)>> = vec![None; n];
+    let mut rows: Vec<Option<(&results_file::Record, usize)>> = vec![None; n];
     for (k, (path, c)) in all.iter().enumerate() {
         for rec in &c.records {
             if rec.task >= n {
@@ -50,14 +50,28 @@ pub fn merged(
                     rec.task
                 );
             }
-            match &rows[rec.task] {
-                Some((_, id, _)) if *id != rec.id => bail!(
+            match rows[rec.task] {
+                Some((prev, first)) if prev.id != rec.id => bail!(
                     "`{}` and `{}` record evaluation {} with different identities",
-                    all[rows[rec.task].as_ref().map_or(k, |r| r.2)].0.display(),
+                    all[first].0.display(),
                     path.display(),
                     rec.task
                 ),
-                _ => rows[rec.task] = Some((rec.result.clone(), rec.id.clone(), k)),
+                // The same evaluation in two files (a file given twice, a shard run twice) is one
+                // evaluation if its numbers agree; otherwise which to report is not ours to pick.
+                Some((prev, first)) if !results_file::same_numbers(prev, rec) => bail!(
+                    "`{}` and `{}` record evaluation {} ({} on {} m={} {}) with different \
+                     results; keep one of them",
+                    all[first].0.display(),
+                    path.display(),
+                    rec.task,
+                    rec.result.router,
+                    rec.result.benchmark,
+                    rec.result.m,
+                    rec.result.group
+                ),
+                Some(_) => {}
+                None => rows[rec.task] = Some((rec, k)),
             }
         }
     }
@@ -84,7 +98,10 @@ pub fn merged(
     }
     let stats: StatsConfig =
         serde_json::from_value(first.header.manifest["statistics"].clone()).unwrap_or_default();
-    let results = rows.into_iter().map(|r| r.expect("checked").0).collect();
+    let results = rows
+        .into_iter()
+        .map(|r| r.expect("checked").0.result.clone())
+        .collect();
     // The merged set is the whole plan: the report's manifest is the plan's, not a shard's.
     let mut manifest = first.header.manifest.clone();
     if let Some(m) = manifest.as_object_mut() {

@@ -285,7 +285,7 @@ pub fn prepare(
         manifest["shard"] = serde_json::json!({ "index": s.index, "count": s.count });
     }
     Ok(Prepared {
-        header: Header::new(plan_json, shard, manifest),
+        header: Header::new(plan_json, ids.clone(), shard, manifest),
         plan,
         datasets,
         dataset_sha256,

@@ -337,10 +337,17 @@ fn heatmap(
         .iter()
         .map(|(r, _)| benches.iter().map(|b| cell(r, b)).collect())
         .collect();
-    let (lo, hi) = values
+    // The scale spans the routers' values (the bounds', far above and below, would wash the
+    // routers' differences out); bounds outside it take its end colors.
+    let routers_only = rows
         .iter()
-        .flatten()
-        .flatten()
+        .zip(&values)
+        .any(|((_, bound), v)| !bound && v.iter().any(Option::is_some));
+    let (lo, hi) = rows
+        .iter()
+        .zip(&values)
+        .filter(|((_, bound), _)| !routers_only || !bound)
+        .flat_map(|(_, v)| v.iter().flatten())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |a, &v| {
             (a.0.min(v), a.1.max(v))
         });
@@ -356,7 +363,7 @@ fn heatmap(
     // Room for the rotated benchmark names (about 7 px a character) and the scale's note.
     let longest = benches
         .iter()
-        .map(|b| b.chars().count().min(20))
+        .map(|b| b.chars().count().min(32))
         .max()
         .unwrap_or(4) as u32;
     let bottom = 60 + 7 * longest;
@@ -381,7 +388,7 @@ fn heatmap(
             let x = (left + cw * i as u32) as i32;
             let (fill, text) = match v {
                 Some(v) => {
-                    let t = (v - lo) / (hi - lo);
+                    let t = ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
                     // White (low) to a deep blue (high); text turns white on dark cells.
                     let c = RGBColor(
                         (255.0 - 200.0 * t) as u8,
@@ -412,7 +419,7 @@ fn heatmap(
     let base = (top + ch * rows.len() as u32 + 8) as i32;
     for (i, b) in benches.iter().enumerate() {
         let x = (left + cw * i as u32) as i32 + cw as i32 / 2 - 6;
-        let shown = crate::util::clip(&crate::util::terminal_safe(b), 20).to_string();
+        let shown = crate::util::clip(&crate::util::terminal_safe(b), 32).to_string();
         root.draw(&Text::new(
             shown,
             (x, base),
@@ -422,7 +429,14 @@ fn heatmap(
         ))?;
     }
     root.draw(&Text::new(
-        format!("color scale: {lo:.3} (white) to {hi:.3} (blue); grey: failed or undefined"),
+        format!(
+            "color scale: {lo:.3} (white) to {hi:.3} (blue){}; grey: failed or undefined",
+            if routers_only {
+                ", the routers' range (bounds beyond it take its end colors)"
+            } else {
+                ""
+            }
+        ),
         (12, height as i32 - 20),
         ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
     ))?;

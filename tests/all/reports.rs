@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{TempDir, pythons_with, root, run, run_binary, skip};
+use crate::util::{TempDir, pythons_with, results_without_times, root, run, run_binary, skip};
 
 /// The fixed result set: a results file of the default run on the embedded data, recorded by
 /// the engine (`run --results`), with its golden renderings beside it.
@@ -17,20 +17,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// Rows of a JSON document without the fields that are timings.
-fn without_timings(doc: &Value) -> Vec<Value> {
-    doc["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.as_object_mut().expect("row").remove("seconds");
-            r
-        })
-        .collect()
 }
 
 /// The golden files hold what `merge` renders of the fixed result set: a change of format or of
@@ -202,7 +188,7 @@ fn jsonl_rows_are_the_json_documents_rows() {
         v
     };
     let a: Vec<Value> = lines.into_iter().map(strip).collect();
-    assert_eq!(a, without_timings(&doc));
+    assert_eq!(a, results_without_times(&doc));
 }
 
 /// Every SVG parses as XML and names every router of the run; the scaling plot draws the bounds.
@@ -323,15 +309,15 @@ fn a_run_killed_with_sigkill_and_resumed_gives_the_uninterrupted_results() {
         .collect::<Vec<_>>());
     assert_eq!(once.code, 0, "{}", once.stderr);
     assert_eq!(
-        without_timings(&resumed.json()),
-        without_timings(&once.json())
+        results_without_times(&resumed.json()),
+        results_without_times(&once.json())
     );
     // The file now holds every evaluation once, and reports as the run did.
     assert_eq!(records(&file), total);
     let merged = run(&["merge", s(&file), "--format", "json"]);
     assert_eq!(
-        without_timings(&merged.json()),
-        without_timings(&once.json())
+        results_without_times(&merged.json()),
+        results_without_times(&once.json())
     );
     // A second resume has nothing left to do.
     let again = run(&resume);
@@ -463,8 +449,8 @@ fn edited_results_files_are_refused_with_the_line_named() {
     let twice = run(&["merge", s(&good), s(&good), "--format", "json"]);
     assert_eq!(twice.code, 0, "{}", twice.stderr);
     assert_eq!(
-        without_timings(&once.json()),
-        without_timings(&twice.json())
+        results_without_times(&once.json()),
+        results_without_times(&twice.json())
     );
 }
 
@@ -530,7 +516,10 @@ fn three_shards_merged_equal_one_run() {
                     }
                 }
                 assert_eq!(m, w);
-                assert_eq!(without_timings(&m), without_timings(&once.json()));
+                assert_eq!(
+                    results_without_times(&m),
+                    results_without_times(&once.json())
+                );
             }
             "csv" => {
                 let drop_seconds = |t: &str| -> Vec<String> {
@@ -770,8 +759,8 @@ fn the_cluster_examples_shards_merge_into_one_run() {
     assert_eq!(merged.code, 0, "{}", merged.stderr);
     let once = run(&["--config", s(&config), "--format", "json"]);
     assert_eq!(
-        without_timings(&merged.json()),
-        without_timings(&once.json())
+        results_without_times(&merged.json()),
+        results_without_times(&once.json())
     );
     // The script refuses to guess its index.
     let out = std::process::Command::new("sh")

@@ -172,8 +172,6 @@ pub struct Prepared {
     /// How each contestant is given again (`rerun`).
     pub specs: Vec<manifest::ContestantSpec>,
     pub tasks: Vec<run::Task>,
-    /// Each task's identity.
-    pub ids: Vec<String>,
     pub stats: StatsConfig,
     pub header: Header,
     pub pool: rayon::ThreadPool,
@@ -207,7 +205,7 @@ impl Prepared {
             let pool = &ds.pools[t.pool];
             let line = serde_json::json!({
                 "task": i,
-                "id": self.ids[i],
+                "id": self.header.task_ids[i],
                 "router": self.contestants[t.contestant].label(),
                 "benchmark": ds.benchmark,
                 "difficulty": pool.difficulty,
@@ -285,14 +283,13 @@ pub fn prepare(
         manifest["shard"] = serde_json::json!({ "index": s.index, "count": s.count });
     }
     Ok(Prepared {
-        header: Header::new(plan_json, ids.clone(), shard, manifest),
+        header: Header::new(plan_json, ids, shard, manifest),
         plan,
         datasets,
         dataset_sha256,
         contestants,
         specs,
         tasks,
-        ids,
         stats,
         pool,
     })
@@ -354,7 +351,7 @@ pub fn evaluate(
             }
             let mut kept = 0usize;
             for rec in contents.records {
-                if rec.task >= n || p.ids[rec.task] != rec.id {
+                if rec.task >= n || p.header.task_ids[rec.task] != rec.id {
                     bail!(
                         "--resume: `{}` has an evaluation (task {}) that is not this plan's; \
                          the file was edited or mixed with another",
@@ -411,7 +408,8 @@ pub fn evaluate(
             let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
             let (file, failed) = &mut *w;
             if let (Some(f), None) = (file.as_mut(), failed.as_ref())
-                && let Err(e) = f.append(todo[i], &p.ids[todo[i]], estimates[todo[i]], r)
+                && let Err(e) =
+                    f.append(todo[i], &p.header.task_ids[todo[i]], estimates[todo[i]], r)
             {
                 *failed = Some(e);
             }

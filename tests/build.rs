@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Fixtures and examples built as components, besides the crates in `plugins/`.
-const WASM_EXTRA: [&str; 3] = [
+const WASM_EXTRA: [&str; 4] = [
     "routereval-fixture-hostile",
     "routereval-fixture-abi-old",
+    "routereval-fixture-abi-1-0",
     "routereval-fixture-missing-export",
 ];
 

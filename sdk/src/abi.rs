@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Built for a `wasm32` target the macro emits the exports of the WIT world `plugin` of
-//! `package routereval:router@1.0.0` (the file `wit/router.wit` of this crate, also available
+//! `package routereval:router@1.1.0` (the file `wit/router.wit` of this crate, also available
 //! as [`WIT`]). A router author needs no WIT tooling: the SDK carries the bindings.
 //!
 //! Built for the host with the router crate's `native-plugin` feature on, it emits the
@@ -80,6 +80,21 @@
 //!   result, a renamed function, a different call order. The engine may keep a loader for the
 //!   previous major version.
 //!
+//! ## The versions so far
+//!
+//! - **1.0.0**: `types`, `host` (`log`, `panicking`, `matmul-abt`, `top-k-dot`), `router`,
+//!   world `plugin`.
+//! - **1.1.0** (additive): the host interface `tensors` (matrices the engine holds for the
+//!   evaluation, named by `u32` handles, read and written as little-endian bytes, and kernels
+//!   that take handles: `l2-normalise-rows`, `matmul-abt`, `top-k-dot`, `gather-mean`,
+//!   `column-means`, `softmax-rows`, `argmax-rows`, `one-hot`), the export interface
+//!   `tensor-router` (the calls of `router` with every matrix a handle) and the world
+//!   `tensor-plugin`; world `plugin` also imports `tensors`. A component exports `router` or
+//!   `tensor-router`; the engine finds which. Components of 1.0.0 load unchanged (wasmtime
+//!   resolves `host@1.0.0` to the engine's `host@1.1.0`, as the minor rule allows) and give
+//!   the same results. Handles are plain numbers rather than WIT resources: they die with the
+//!   evaluation's store anyway, and every guest language reads a number without drop glue.
+//!
 //! For a WebAssembly plugin the SDK version ([`crate::SDK_VERSION`], reported by `info`) is
 //! informative: it is shown in the results, and never used to refuse the plugin (the WIT
 //! version is the contract). For a native plugin the SDK version is the contract (see above).
@@ -88,12 +103,12 @@
 pub const WIT: &str = include_str!("../wit/router.wit");
 
 /// The WIT package and version the SDK builds plugins against.
-pub const WIT_PACKAGE: &str = "routereval:router@1.0.0";
+pub const WIT_PACKAGE: &str = "routereval:router@1.1.0";
 
 /// Makes a router a plugin. See [`abi`](crate::abi).
 ///
 /// On a `wasm32` target it exports the router as a WebAssembly component of the
-/// `routereval:router@1.0.0` world; on the host, with the crate's `native-plugin` feature, as
+/// `routereval:router@1.1.0` world; on the host, with the crate's `native-plugin` feature, as
 /// a native library's `abi_stable` root module. Give `name = "..."` to name the router in
 /// results, or `about` to take the name from its [`Describe`](crate::Describe) card; the
 /// default is the crate's package name.

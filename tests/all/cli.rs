@@ -318,7 +318,7 @@ fn help_and_router_list() {
     );
     assert!(out.stdout.contains("r_o:p=<p>"));
     assert!(
-        out.stdout.contains("--plugin FILE.wasm") && out.stdout.contains("routereval:router@1.0.0")
+        out.stdout.contains("--plugin FILE.wasm") && out.stdout.contains("routereval:router@1.1.0")
     );
     assert!(
         out.stdout.contains("native plugins") && out.stdout.contains("routereval-sdk 0.1.0"),

@@ -11,6 +11,7 @@ mod hostile;
 mod llmrouter;
 mod native;
 mod pinned;
+mod python_sdk;
 mod reports;
 mod synth;
 mod util;

@@ -72,7 +72,7 @@ fn wasm_knn_equals_builtin_on_embedded_data_and_reruns_identically() {
     // The document names the plugin file by hash and the limits it ran under.
     let p = &va["plugins"][0];
     assert_eq!(p["router"], "knn@wasm");
-    assert_eq!(p["abi"], "routereval:router@1.0.0");
+    assert_eq!(p["abi"], "routereval:router@1.1.0");
     assert_eq!(p["sdk_version"], routereval_sdk::SDK_VERSION);
     assert_eq!(p["sha256"], crate::util::sha256_file(&knn()));
     assert_eq!(va["sandbox"]["memory_mib"], 2048);
@@ -168,6 +168,55 @@ fn wasm_knn_equals_builtin_on_the_shared_llmrouter_pickle() {
         for f in ["mu", "vb", "ep"] {
             let (x, y) = (w[f].as_f64().unwrap(), b[f].as_f64().unwrap());
             assert!((x - y).abs() <= 1e-6, "{f}: wasm {x} vs built-in {y}");
+        }
+    }
+}
+
+#[test]
+fn a_component_of_the_first_abi_still_loads_and_gives_the_built_in_numbers() {
+    // Built against a frozen copy of routereval:router@1.0.0 (tests/fixtures/abi-1-0): its
+    // imports (`host@1.0.0`) resolve to this engine's 1.1.0 and its export is found.
+    let cache = TempDir::new("wasm-abi-1-0");
+    let pkl = shared("llmrouter/llmrouter_router_dataset.pkl");
+    let old = wasm("routereval_fixture_abi_1_0");
+    let out = run_isolated(
+        &cache,
+        &[
+            "--format",
+            "json",
+            "--bootstrap",
+            "0",
+            "--dataset",
+            pkl.to_str().unwrap(),
+            "--router",
+            "knn",
+            "--plugin",
+            &old,
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(
+        v["plugins"][0]["abi"], "routereval:router@1.0.0",
+        "{}",
+        v["plugins"]
+    );
+    let rs = results(&v);
+    let old_rows: Vec<&Value> = rs
+        .iter()
+        .filter(|r| r["router"] == "knn-abi-1.0@wasm")
+        .collect();
+    assert_eq!(old_rows.len(), 6, "{rs:?}");
+    for w in old_rows {
+        assert_eq!(w["status"], "ok", "{w}");
+        let b = find(
+            rs,
+            "knn",
+            w["m"].as_u64().unwrap(),
+            w["group"].as_str().unwrap(),
+        );
+        for f in ["mu", "vb", "ep"] {
+            assert_eq!(w[f], b[f], "{f} on m={} {}", w["m"], w["group"]);
         }
     }
 }
@@ -318,7 +367,7 @@ fn hostile_fixtures_fail_with_their_kinds_and_nothing_else_is_affected() {
     let (k, m) = kind("routereval_fixture_abi_old@wasm");
     assert_eq!(k, "abi_mismatch");
     assert!(
-        m.contains("routereval:router@0.9.0") && m.contains("routereval:router@1.0.0"),
+        m.contains("routereval:router@0.9.0") && m.contains("routereval:router@1.1.0"),
         "{m}"
     );
     let (k, m) = kind("routereval_fixture_missing_export@wasm");

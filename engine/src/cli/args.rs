@@ -57,6 +57,8 @@ pub enum Command {
     /// Run a recorded run again (from its JSON document or results file) and report whether
     /// every number is identical (timings aside)
     Rerun(RerunArgs),
+    /// Show the compiled-plugin cache (entries, sizes, last use, the size cap) or clear it
+    Cache(CacheArgs),
     /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
     /// with this; not for people)
     #[command(name = "__native-worker", hide = true)]
@@ -148,6 +150,18 @@ pub struct MergeArgs {
     /// Do not list the plots written on standard error
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Options of `cache`.
+#[derive(Clone, Debug, Args)]
+pub struct CacheArgs {
+    /// The cache directory [default: $ROUTEREVAL_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/routereval-engine, else ~/.cache/routereval-engine]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Remove every compiled plugin (they are compiled again when next used)
+    #[arg(long)]
+    pub clear: bool,
 }
 
 /// Options of `rerun`.

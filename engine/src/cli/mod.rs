@@ -114,6 +114,7 @@ where
         Some(Command::Run(args)) => commands::run::run(&args, registry, io),
         Some(Command::Merge(args)) => commands::merge::merge(&args, io.out, io.err),
         Some(Command::Rerun(args)) => commands::rerun::rerun(&args, registry, io),
+        Some(Command::Cache(args)) => commands::cache::cache(&args, io.out),
         None => commands::run::run(&cli.run, registry, io),
     };
     match result {

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod build_dataset;
+pub mod cache;
 pub mod inspect;
 pub mod merge;
 pub mod rerun;

@@ -51,6 +51,23 @@ pub(super) fn squeeze_backtrace(text: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// A trap's message with its cause first (a host function's error, or the trap's own
+/// description) and the squeezed backtrace after: wasmtime puts the backtrace first, so a
+/// clipped message would lose the reason.
+pub(super) fn cause_first(e: &wasmtime::Error) -> String {
+    let cause = e.root_cause().to_string();
+    let all = squeeze_backtrace(&format!("{e:#}"));
+    let backtrace = all
+        .strip_suffix(&cause)
+        .map(|b| b.trim_end().trim_end_matches(':').trim_end())
+        .unwrap_or(&all);
+    if backtrace.is_empty() || backtrace == cause {
+        cause
+    } else {
+        format!("{cause}\n{backtrace}")
+    }
+}
+
 /// The SDK's [`RouterError`](routereval_sdk::RouterError) a plugin's `router-error` stands for.
 pub(super) fn router_error_from_wit(e: wit::RouterError) -> routereval_sdk::RouterError {
     use routereval_sdk::RouterError as E;
@@ -74,9 +91,14 @@ pub(super) fn classify(
     let policy = &host.policy;
     let (kind, message) = if let Some(refusal) = &state.limiter.refused {
         let asked = match refusal {
-            Refusal::Linear(bytes) => {
+            Refusal::Linear(bytes, 0) => {
                 format!("asked for {} MiB of linear memory", bytes.div_ceil(1 << 20))
             }
+            Refusal::Linear(bytes, held) => format!(
+                "asked for {} MiB of linear memory on top of {} MiB of host-held tensors",
+                bytes.div_ceil(1 << 20),
+                held.div_ceil(1 << 20)
+            ),
             Refusal::Host {
                 kernel,
                 host,
@@ -163,10 +185,7 @@ pub(super) fn classify(
                 ),
                 (None, None) => (
                     FailureKind::Trap,
-                    format!(
-                        "`{stage}` trapped: {}",
-                        clip(&squeeze_backtrace(&format!("{e:#}")), 4096)
-                    ),
+                    format!("`{stage}` trapped: {}", clip(&cause_first(e), 4096)),
                 ),
             },
         }

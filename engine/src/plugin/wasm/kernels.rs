@@ -81,7 +81,7 @@ pub fn host_kernel_fuel(n: u32, d: u32, p: u32) -> u64 {
 pub(super) fn admit(
     cx: &mut StoreContextMut<'_, State>,
     kernel: &str,
-    (a, b): (&[f32], &[f32]),
+    copied: Option<(&[f32], &[f32])>,
     (n, d, p): (u32, u32, u32),
     out_values: u64,
     scratch_per_row: u64,
@@ -90,7 +90,8 @@ pub(super) fn admit(
         return Ok(None);
     }
     let (n64, d64, p64) = (u64::from(n), u64::from(d), u64::from(p));
-    if a.len() as u64 != n64 * d64 || b.len() as u64 != p64 * d64 {
+    let (a, b) = copied.unwrap_or((&[], &[]));
+    if copied.is_some() && (a.len() as u64 != n64 * d64 || b.len() as u64 != p64 * d64) {
         return Err(wasmtime::format_err!(
             "{kernel}: a has {} values and b {}, expected {n} x {d} and {p} x {d}",
             a.len(),
@@ -113,7 +114,11 @@ pub(super) fn admit(
         .saturating_add(out_values)
         .saturating_mul(4);
     let state = cx.data_mut();
-    let (cap, linear) = (state.limiter.cap as u64, state.limiter.linear as u64);
+    // Host-held tensors count as memory the plugin has.
+    let (cap, linear) = (
+        state.limiter.cap as u64,
+        (state.limiter.linear as u64).saturating_add(state.limiter.held),
+    );
     let room = cap.saturating_sub(linear).saturating_sub(fixed);
     if let Some(fit) = room.min(BLOCK_SCRATCH).checked_div(scratch_per_row) {
         rows = rows.min(fit.max(1));
@@ -165,7 +170,15 @@ pub(super) fn host_matmul(
     let out_values = u64::from(n) * u64::from(p);
     // The product's packing buffers (matrixmultiply's, a few MiB whatever the shapes) are not
     // counted.
-    let Some(rows) = admit(&mut cx, "matmul-abt", (&a, &b), (n, k, p), out_values, 0)? else {
+    let Some(rows) = admit(
+        &mut cx,
+        "matmul-abt",
+        Some((&a, &b)),
+        (n, k, p),
+        out_values,
+        0,
+    )?
+    else {
         return Ok((None,));
     };
     let (n, k, p) = (n as usize, k as usize, p as usize);
@@ -197,7 +210,7 @@ pub(super) fn host_top_k_dot(
     let Some(rows) = admit(
         &mut cx,
         "top-k-dot",
-        (&a, &b),
+        Some((&a, &b)),
         (n, d, p),
         out_values,
         scratch,

@@ -42,14 +42,17 @@ use crate::failure::{Failure, FailureKind};
 use crate::plugin::policy::SandboxPolicy;
 use crate::plugin::{LoadedPlugin, PluginContestant};
 
+pub mod cache;
 mod classify;
 mod kernels;
 mod store;
+mod tensors;
 
 use classify::{classify, router_error_from_wit};
 use kernels::link_host;
 pub use kernels::{HOST_CALL_FUEL, MATMUL_MACS_PER_FUEL, host_kernel_fuel};
 use store::{Refusal, State, deadline_after, freeze_timers};
+use tensors::{HostTensor, hold, link_tensors};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -58,27 +61,59 @@ mod bindings {
     });
 }
 
+/// The world of routers on host-held tensors (ABI 1.1.0), sharing the first world's types.
+mod tensor_bindings {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit",
+        world: "tensor-plugin",
+        with: {
+            "routereval:router/types": super::bindings::routereval::router::types,
+            "routereval:router/host": super::bindings::routereval::router::host,
+            "routereval:router/tensors": super::bindings::routereval::router::tensors,
+        },
+    });
+}
+
+use tensor_bindings::exports::routereval::router::tensor_router as twit;
+
 use bindings::routereval::router::host::Level;
 use bindings::routereval::router::types as wit;
 
 /// The plugin ABI this engine implements.
 pub const ABI: &str = routereval_sdk::abi::WIT_PACKAGE;
 const ROUTER_EXPORT_PREFIX: &str = "routereval:router/router@";
-const HOST_IMPORT_PREFIX: &str = "routereval:router/host@";
+const TENSOR_ROUTER_EXPORT_PREFIX: &str = "routereval:router/tensor-router@";
+const PACKAGE_PREFIX: &str = "routereval:router/";
 
-/// The version of the WIT package (`1.0.0`), from the SDK's [`ABI`].
+/// The version of the WIT package (`1.1.0`), from the SDK's [`ABI`].
 fn abi_version() -> &'static str {
     ABI.rsplit_once('@').map_or(ABI, |(_, v)| v)
 }
 
-/// The interface a plugin must export: `routereval:router/router@<version>`.
-fn router_export() -> String {
-    format!("{ROUTER_EXPORT_PREFIX}{}", abi_version())
-}
-
 /// The host interface the engine defines: `routereval:router/host@<version>`.
 fn host_import() -> String {
-    format!("{HOST_IMPORT_PREFIX}{}", abi_version())
+    format!("{PACKAGE_PREFIX}host@{}", abi_version())
+}
+
+/// The tensor interface the engine defines: `routereval:router/tensors@<version>`.
+fn tensors_import() -> String {
+    format!("{PACKAGE_PREFIX}tensors@{}", abi_version())
+}
+
+/// Whether a plugin built against WIT version `theirs` loads in this engine: the same major
+/// version and a minor version no newer than the engine's (the evolution rules in
+/// `routereval_sdk::abi`; patch versions never matter).
+fn compatible(theirs: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.split('.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        Some((major, minor))
+    };
+    match (parse(theirs), parse(abi_version())) {
+        (Some((tm, tn)), Some((om, on))) => tm == om && tn <= on && tm > 0,
+        _ => false,
+    }
 }
 
 /// What `info` may use when a plugin is loaded (fuel, seconds): a plugin that cannot say its
@@ -206,6 +241,7 @@ impl WasmHost {
         freeze_timers(&mut linker).map_err(|e| anyhow!("cannot link WASI's timers: {e}"))?;
         linker.allow_shadowing(false);
         link_host(&mut linker).map_err(|e| anyhow!("cannot link the host interface: {e}"))?;
+        link_tensors(&mut linker).map_err(|e| anyhow!("cannot link the tensor interface: {e}"))?;
         let mut h = Sha256Hasher(Sha256::new());
         CACHE_TAG.hash(&mut h);
         engine.precompile_compatibility_hash().hash(&mut h);
@@ -237,7 +273,11 @@ impl WasmHost {
             // file name) into the user's cache directory; wasmtime checks its header and
             // configuration again. A cache directory others can write to is not supported.
             match unsafe { Component::deserialize_file(&self.engine, file) } {
-                Ok(c) => return Ok((c, true)),
+                Ok(c) => {
+                    // Used now: the least recently used entries are evicted first.
+                    touch(file);
+                    return Ok((c, true));
+                }
                 Err(_) => {
                     // Stale or damaged: compile again and overwrite it below.
                     let _ = std::fs::remove_file(file);
@@ -252,9 +292,20 @@ impl WasmHost {
         })?;
         if let Some(file) = &cached {
             // A cache that cannot be written costs speed, never correctness.
-            let _ = write_cache(file, &component);
+            if write_cache(file, &component).is_ok()
+                && let Some(dir) = file.parent()
+            {
+                let _ = cache::evict(dir, cache::max_bytes(), Some(file));
+            }
         }
         Ok((component, false))
+    }
+}
+
+/// Marks a cache entry as used now (its modification time), for least-recently-used eviction.
+fn touch(file: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(file) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -290,8 +341,11 @@ pub struct WasmPlugin {
     sha256: String,
     name: String,
     sdk_version: Option<String>,
+    /// The WIT package and version the plugin was built against (`routereval:router@1.0.0`),
+    /// once linked; the engine's [`ABI`] before.
+    abi: String,
     from_cache: bool,
-    ready: std::result::Result<bindings::PluginPre<State>, Failure>,
+    ready: std::result::Result<Pre, Failure>,
 }
 
 impl fmt::Debug for WasmPlugin {
@@ -358,10 +412,14 @@ impl WasmPlugin {
             sha256,
             name: stem,
             sdk_version: None,
+            abi: ABI.to_string(),
             from_cache,
             ready: Err(unusable(FailureKind::AbiMismatch, String::new())),
         };
-        plugin.ready = plugin.link(&component);
+        plugin.ready = plugin.link(&component).map(|(pre, version)| {
+            plugin.abi = format!("{}@{version}", ABI.rsplit_once('@').map_or(ABI, |(p, _)| p));
+            pre
+        });
         if plugin.ready.is_ok()
             && let Err(e) = plugin.ask_info()
         {
@@ -370,30 +428,20 @@ impl WasmPlugin {
         Ok(plugin)
     }
 
-    /// Checks the component's exports and imports against the ABI and pre-links it.
-    fn link(
-        &self,
-        component: &Component,
-    ) -> std::result::Result<bindings::PluginPre<State>, Failure> {
+    /// Checks the component's exports and imports against the ABI and pre-links it as a
+    /// `router` (list-based, any 1.x) or a `tensor-router` (host-held tensors, since 1.1).
+    fn link(&self, component: &Component) -> std::result::Result<(Pre, String), Failure> {
         let engine = &self.host.engine;
         let p = self.path.display();
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        let router_export = router_export();
-        if !exports.contains(&router_export) {
-            if let Some(other) = exports.iter().find(|n| n.starts_with(ROUTER_EXPORT_PREFIX)) {
-                let theirs = other.trim_start_matches(ROUTER_EXPORT_PREFIX);
-                return Err(unusable(
-                    FailureKind::AbiMismatch,
-                    format!(
-                        "plugin `{p}` implements {}@{theirs}, this engine implements \
-                         {ABI}; rebuild the plugin against routereval-sdk {} (or an engine that \
-                         implements its version)",
-                        ABI.rsplit_once('@').map_or(ABI, |(package, _)| package),
-                        routereval_sdk::SDK_VERSION
-                    ),
-                ));
-            }
+        let package = ABI.rsplit_once('@').map_or(ABI, |(package, _)| package);
+        let found = exports.iter().find_map(|n| {
+            [ROUTER_EXPORT_PREFIX, TENSOR_ROUTER_EXPORT_PREFIX]
+                .into_iter()
+                .find_map(|prefix| Some((prefix, n.strip_prefix(prefix)?)))
+        });
+        let Some((prefix, theirs)) = found else {
             let list = if exports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -402,22 +450,36 @@ impl WasmPlugin {
             return Err(unusable(
                 FailureKind::MissingExport,
                 format!(
-                    "plugin `{p}` does not export `{router_export}` (it exports {list}); a Rust \
-                     router gets it from `routereval_sdk::export_router!(MyRouter)`"
+                    "plugin `{p}` exports neither `{ROUTER_EXPORT_PREFIX}{v}` nor \
+                     `{TENSOR_ROUTER_EXPORT_PREFIX}{v}` (it exports {list}); a Rust router gets \
+                     one from `routereval_sdk::export_router!(MyRouter)`, a Python router from \
+                     `routereval-sdk build`",
+                    v = abi_version()
                 ),
             ));
+        };
+        let mismatch = |theirs: &str, what: &str| {
+            unusable(
+                FailureKind::AbiMismatch,
+                format!(
+                    "plugin `{p}` {what} {package}@{theirs}, this engine implements {ABI} (it \
+                     loads plugins of {package}@{major}.0 to {ABI}); rebuild the plugin against \
+                     routereval-sdk {} (or use an engine that implements its version)",
+                    routereval_sdk::SDK_VERSION,
+                    major = abi_version().split('.').next().unwrap_or("1"),
+                ),
+            )
+        };
+        if !compatible(theirs) {
+            return Err(mismatch(theirs, "implements"));
         }
         for (name, _) in ty.imports(engine) {
-            if let Some(v) = name.strip_prefix(HOST_IMPORT_PREFIX)
-                && v != abi_version()
+            if let Some((_, v)) = name
+                .strip_prefix(PACKAGE_PREFIX)
+                .and_then(|rest| rest.split_once('@'))
+                && !compatible(v)
             {
-                return Err(unusable(
-                    FailureKind::AbiMismatch,
-                    format!(
-                        "plugin `{p}` imports {HOST_IMPORT_PREFIX}{v}, this engine implements \
-                         {ABI}"
-                    ),
-                ));
+                return Err(mismatch(v, "imports"));
             }
         }
         let pre = self.host.linker.instantiate_pre(component).map_err(|e| {
@@ -429,7 +491,8 @@ impl WasmPlugin {
                 ),
             )
         })?;
-        bindings::PluginPre::new(pre).map_err(|e| {
+        let export = format!("{prefix}{theirs}");
+        let not_matching = |e: wasmtime::Error| {
             let text = format!("{e:#}");
             let kind = if text.contains("type mismatch") || text.contains("expected") {
                 FailureKind::AbiMismatch
@@ -438,9 +501,19 @@ impl WasmPlugin {
             };
             unusable(
                 kind,
-                format!("plugin `{p}` does not match {router_export}: {text}"),
+                format!("plugin `{p}` does not match {export}: {text}"),
             )
-        })
+        };
+        let pre = if prefix == ROUTER_EXPORT_PREFIX {
+            bindings::PluginPre::new(pre)
+                .map(Pre::Classic)
+                .map_err(not_matching)
+        } else {
+            tensor_bindings::TensorPluginPre::new(pre)
+                .map(Pre::Tensor)
+                .map_err(not_matching)
+        }?;
+        Ok((pre, theirs.to_string()))
     }
 
     /// Calls `info` once, in a store with a small budget, for the plugin's name.
@@ -449,7 +522,10 @@ impl WasmPlugin {
             return Ok(());
         };
         let mut run = Instance::start(&self.host, 0, pre, Some(INFO_BUDGET))?;
-        let info = run.call(INFO_STAGE, |p, s| p.routereval_router_router().call_info(s))?;
+        let info = run.call(INFO_STAGE, |p, s| match p {
+            Loaded::Classic(p) => p.routereval_router_router().call_info(s),
+            Loaded::Tensor(p) => p.routereval_router_tensor_router().call_info(s),
+        })?;
         if let Some(name) = crate::eval::contestant::reported_name(&info.name) {
             self.name = name;
         }
@@ -543,9 +619,14 @@ impl WasmPlugin {
             })
             .collect();
         let seed = params.seed();
-        match inst.call_router("create", |p, s| {
-            p.routereval_router_router()
-                .call_create(s, seed, &wit_params)
+        match inst.call_router("create", |p, s| match p {
+            Loaded::Classic(p) => p
+                .routereval_router_router()
+                .call_create(s, seed, &wit_params),
+            Loaded::Tensor(p) => {
+                p.routereval_router_tensor_router()
+                    .call_create(s, seed, &wit_params)
+            }
         }) {
             Ok(()) => Ok(Session { inst }),
             Err(e) => Err((e, Some(inst.fuel_used()), inst.take_log())),
@@ -572,9 +653,25 @@ impl Session<'_> {
     /// # Errors
     /// The typed failure.
     pub fn fit(&mut self, train: &Split<'_>, val: &Split<'_>) -> std::result::Result<(), Failure> {
-        let (train, val) = (split_to_wit(train), split_to_wit(val));
-        self.inst.call_router("fit", |p, s| {
-            p.routereval_router_router().call_fit(s, &train, &val)
+        if matches!(self.inst.plugin, Loaded::Classic(_)) {
+            let (train, val) = (split_to_wit(train), split_to_wit(val));
+            return self.inst.call_router("fit", |p, s| match p {
+                Loaded::Classic(p) => p.routereval_router_router().call_fit(s, &train, &val),
+                Loaded::Tensor(_) => unreachable!("checked above"),
+            });
+        }
+        let held = (|| -> wasmtime::Result<_> {
+            Ok((
+                split_to_tensors(self.inst.store.data_mut(), train)?,
+                split_to_tensors(self.inst.store.data_mut(), val)?,
+            ))
+        })();
+        let (train, val) = held.map_err(|e| self.inst.failure("fit", &e))?;
+        self.inst.call_router("fit", |p, s| match p {
+            Loaded::Tensor(p) => p
+                .routereval_router_tensor_router()
+                .call_fit(s, &train, &val),
+            Loaded::Classic(_) => unreachable!("checked above"),
         })
     }
 
@@ -584,14 +681,58 @@ impl Session<'_> {
     /// # Errors
     /// The typed failure.
     pub fn route(&mut self, test: &Queries<'_>) -> std::result::Result<Routing, Failure> {
-        let queries = wit::Queries {
-            embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
-            prompts: test.prompts().iter().map(str::to_string).collect(),
-        };
-        let routing = self.inst.call_router("route", |p, s| {
-            p.routereval_router_router().call_route(s, &queries)
+        let cap = self.inst.host.policy.max_output_bytes();
+        if matches!(self.inst.plugin, Loaded::Classic(_)) {
+            let queries = wit::Queries {
+                embeddings: matrix_to_wit(test.len(), test.dim(), test.embeddings()),
+                prompts: test.prompts().iter().map(str::to_string).collect(),
+            };
+            let routing = self.inst.call_router("route", |p, s| match p {
+                Loaded::Classic(p) => p.routereval_router_router().call_route(s, &queries),
+                Loaded::Tensor(_) => unreachable!("checked above"),
+            })?;
+            return routing_from_wit(routing, cap);
+        }
+        let embeddings = HostTensor::f32(test.len(), test.dim(), test.embeddings().to_vec());
+        let queries = hold(self.inst.store.data_mut(), "route", embeddings)
+            .map(|embeddings| twit::TensorQueries {
+                embeddings,
+                prompts: test.prompts().iter().map(str::to_string).collect(),
+            })
+            .map_err(|e| self.inst.failure("route", &e))?;
+        let routing = self.inst.call_router("route", |p, s| match p {
+            Loaded::Tensor(p) => p.routereval_router_tensor_router().call_route(s, &queries),
+            Loaded::Classic(_) => unreachable!("checked above"),
         })?;
-        routing_from_wit(routing, self.inst.host.policy.max_output_bytes())
+        let belief = self
+            .inst
+            .store
+            .data_mut()
+            .tensors
+            .take(routing.belief)
+            .ok_or_else(|| {
+                unusable(
+                    FailureKind::InvalidOutput,
+                    format!(
+                        "invalid output: the routing's belief is tensor {}, which does not exist",
+                        routing.belief
+                    ),
+                )
+            })?;
+        let belief = Arc::unwrap_or_clone(belief);
+        let (rows, cols) = (belief.rows, belief.cols);
+        let data = belief.into_f32();
+        routing_from_wit(
+            wit::Routing {
+                belief: wit::Matrix {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    data,
+                },
+                choices: routing.choices,
+            },
+            cap,
+        )
     }
 
     /// Fuel consumed so far.
@@ -630,7 +771,7 @@ impl LoadedPlugin for WasmPlugin {
             "path": self.path(),
             "sha256": self.sha256(),
             "sdk_version": self.sdk_version(),
-            "abi": ABI,
+            "abi": self.abi,
         })
     }
 }
@@ -650,6 +791,18 @@ fn split_to_wit(s: &Split<'_>) -> wit::Split {
         prompts: s.prompts().iter().map(str::to_string).collect(),
         candidates: s.candidates().iter().map(str::to_string).collect(),
     }
+}
+
+/// Holds a split's matrices in the store for a `tensor-router`.
+fn split_to_tensors(state: &mut State, s: &Split<'_>) -> wasmtime::Result<twit::TensorSplit> {
+    let embeddings = HostTensor::f32(s.len(), s.dim(), s.embeddings().to_vec());
+    let scores = HostTensor::f32(s.len(), s.num_candidates(), s.scores().to_vec());
+    Ok(twit::TensorSplit {
+        embeddings: hold(state, "fit", embeddings)?,
+        scores: hold(state, "fit", scores)?,
+        prompts: s.prompts().iter().map(str::to_string).collect(),
+        candidates: s.candidates().iter().map(str::to_string).collect(),
+    })
 }
 
 fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing, Failure> {
@@ -674,11 +827,42 @@ fn routing_from_wit(r: wit::Routing, cap: usize) -> std::result::Result<Routing,
     }
 }
 
+/// How many lines of the plugin's log a trap's message ends with.
+const LOG_TAIL_LINES: usize = 12;
+
+/// The last `lines` non-empty lines of `log` (at most 2 KiB of them), or `None` when it is empty.
+fn log_tail(log: &str, lines: usize) -> Option<String> {
+    let kept: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let tail = kept[kept.len().saturating_sub(lines)..].join("\n");
+    let start = tail.len().saturating_sub(2048);
+    let start = (start..=tail.len())
+        .find(|&i| tail.is_char_boundary(i))
+        .unwrap_or(0);
+    Some(tail[start..].to_string())
+}
+
+/// A plugin linked against one of the two router worlds.
+enum Pre {
+    /// `router`: matrices as `list<f32>` (1.0 and later).
+    Classic(bindings::PluginPre<State>),
+    /// `tensor-router`: matrices as host-held tensors (1.1 and later).
+    Tensor(tensor_bindings::TensorPluginPre<State>),
+}
+
+/// An instance of a [`Pre`].
+enum Loaded {
+    Classic(bindings::Plugin),
+    Tensor(tensor_bindings::TensorPlugin),
+}
+
 /// One instance in its own store, for one evaluation.
 struct Instance<'h> {
     host: &'h WasmHost,
     store: Store<State>,
-    plugin: bindings::Plugin,
+    plugin: Loaded,
     fuel: u64,
 }
 
@@ -688,7 +872,7 @@ impl<'h> Instance<'h> {
     fn start(
         host: &'h WasmHost,
         seed: u64,
-        pre: &bindings::PluginPre<State>,
+        pre: &Pre,
         budget: Option<(u64, f64)>,
     ) -> std::result::Result<Self, Failure> {
         let policy = &host.policy;
@@ -708,7 +892,11 @@ impl<'h> Instance<'h> {
         let ticks = ((secs / TICK.as_secs_f64()).ceil() as u64).saturating_add(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        match pre.instantiate(&mut store) {
+        let plugin = match pre {
+            Pre::Classic(pre) => pre.instantiate(&mut store).map(Loaded::Classic),
+            Pre::Tensor(pre) => pre.instantiate(&mut store).map(Loaded::Tensor),
+        };
+        match plugin {
             Ok(plugin) => Ok(Instance {
                 host,
                 store,
@@ -723,10 +911,29 @@ impl<'h> Instance<'h> {
     fn call<T>(
         &mut self,
         stage: &str,
-        f: impl FnOnce(&bindings::Plugin, &mut Store<State>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&Loaded, &mut Store<State>) -> wasmtime::Result<T>,
     ) -> std::result::Result<T, Failure> {
-        f(&self.plugin, &mut self.store)
-            .map_err(|e| classify(self.host, self.store.data(), stage, &e))
+        f(&self.plugin, &mut self.store).map_err(|e| self.failure(stage, &e))
+    }
+
+    /// The typed failure of an error in `stage`. A trap or panic ends with the last lines of
+    /// the plugin's log, where a guest's own runtime says why (a Python traceback, say).
+    fn failure(&self, stage: &str, e: &wasmtime::Error) -> Failure {
+        let mut failure = classify(self.host, self.store.data(), stage, e);
+        if matches!(failure.kind, FailureKind::Trap | FailureKind::Panic) {
+            let log = self
+                .store
+                .data()
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(tail) = log_tail(&log.text, LOG_TAIL_LINES) {
+                failure.message.push_str(&format!(
+                    "\n--- the last lines of the plugin's log:\n{tail}"
+                ));
+            }
+        }
+        failure
     }
 
     /// [`Instance::call`] for the router's fallible functions: an error the router returns is a
@@ -735,12 +942,21 @@ impl<'h> Instance<'h> {
         &mut self,
         stage: &str,
         f: impl FnOnce(
-            &bindings::Plugin,
+            &Loaded,
             &mut Store<State>,
         ) -> wasmtime::Result<std::result::Result<T, wit::RouterError>>,
     ) -> std::result::Result<T, Failure> {
-        self.call(stage, f)?
-            .map_err(|e| Failure::from_router(stage, &router_error_from_wit(e)))
+        self.call(stage, f)?.map_err(|e| {
+            // A guest that catches its own allocation failure (CPython raises MemoryError)
+            // still ran out of memory: the cap is the cause, whatever it returned.
+            if self.store.data().limiter.refused.is_some() {
+                let trap = wasmtime::format_err!(
+                    "the router returned an error after an allocation was refused"
+                );
+                return self.failure(stage, &trap);
+            }
+            Failure::from_router(stage, &router_error_from_wit(e))
+        })
     }
 
     fn fuel_used(&self) -> u64 {

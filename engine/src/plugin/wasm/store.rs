@@ -2,6 +2,7 @@
 //! at once), the memory limiter over all the plugin's memories and the host's allocations for
 //! it, and the capped log.
 
+use super::tensors::TensorTable;
 use super::*;
 use crate::util::clip;
 
@@ -19,6 +20,8 @@ pub(super) struct State {
     pub(super) limiter: Limiter,
     pub(super) log: Arc<Mutex<LogBuf>>,
     pub(super) panic: Option<String>,
+    /// The tensors the host holds for the plugin (`routereval:router/tensors`).
+    pub(super) tensors: TensorTable,
 }
 
 impl State {
@@ -57,10 +60,12 @@ impl State {
             limiter: Limiter {
                 cap: policy.memory_bytes(),
                 linear: 0,
+                held: 0,
                 refused: None,
             },
             log,
             panic: None,
+            tensors: TensorTable::default(),
         }
     }
 }
@@ -87,8 +92,9 @@ pub(super) fn deadline_after(secs: f64) -> std::time::Instant {
 /// What the memory cap refused, for the message.
 #[derive(Debug)]
 pub(super) enum Refusal {
-    /// Linear memory growing to this many bytes (all the plugin's memories together).
-    Linear(usize),
+    /// Linear memory growing to this many bytes (all the plugin's memories together), with
+    /// this many bytes of host-held tensors.
+    Linear(usize, u64),
     /// A host kernel asking for `host` bytes of host memory with `linear` bytes in use.
     Host {
         kernel: String,
@@ -104,6 +110,8 @@ pub(super) struct Limiter {
     pub(super) cap: usize,
     /// The bytes of linear memory the plugin has, over all its memories.
     pub(super) linear: usize,
+    /// The bytes of the tensors the host holds for it.
+    pub(super) held: u64,
     pub(super) refused: Option<Refusal>,
 }
 
@@ -115,8 +123,8 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let total = self.linear.saturating_sub(current).saturating_add(desired);
-        if total > self.cap {
-            self.refused = Some(Refusal::Linear(total));
+        if (total as u64).saturating_add(self.held) > self.cap as u64 {
+            self.refused = Some(Refusal::Linear(total, self.held));
             return Err(wasmtime::format_err!(
                 "linear memory of {total} bytes is over the sandbox's cap of {} bytes",
                 self.cap

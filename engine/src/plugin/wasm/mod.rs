@@ -1,7 +1,9 @@
 //! WebAssembly component plugins: untrusted routers, run in a sandbox.
 //!
-//! A plugin is a component of the WIT world `routereval:router/plugin@1.0.0`
-//! (`sdk/wit/router.wit`; a Rust router gets it from `routereval_sdk::export_router!`). The
+//! A plugin is a component of the WIT package `routereval:router@1.x` (`sdk/wit/router.wit`):
+//! world `plugin`, exporting `router` (matrices as `list<f32>`; a Rust router gets it from
+//! `routereval_sdk::export_router!`), or, since 1.1, world `tensor-plugin`, exporting
+//! `tensor-router` (matrices as host-held tensors, `tensors.rs`; the Python SDK builds these). The
 //! engine compiles it once (or loads the compiled artifact from its cache), then makes a fresh
 //! instance, in a fresh [`Store`], for every evaluation, with the limits of the run's
 //! [`SandboxPolicy`]: fuel, an epoch deadline, a memory cap, a stack cap, NaN canonicalisation,

@@ -612,3 +612,65 @@ fn the_wasm_benchmarks_checks_hold_on_a_small_shape() {
         "{cached:?} from the cache vs {compiled:?} compiling"
     );
 }
+
+#[test]
+fn the_compiled_plugin_cache_is_capped_least_recently_used_first_and_can_be_cleared() {
+    let cache = TempDir::new("wasm-cache-cap");
+    let dir = cache.path().to_str().unwrap();
+    let engine = |cap_mib: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+            .env("ROUTEREVAL_CACHE_MAX_MIB", cap_mib)
+            .args(args)
+            .output()
+            .expect("run the engine");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let knn = knn();
+    let bot = wasm("routereval_plugin_best_on_train");
+    let run = |plugin: &str, cap: &str| {
+        engine(
+            cap,
+            &[
+                "run",
+                "--cache-dir",
+                dir,
+                "--plugin",
+                plugin,
+                "--candidates",
+                "3",
+                "-q",
+                "--bootstrap",
+                "0",
+            ],
+        )
+    };
+    run(&knn, "1024");
+    run(&bot, "1024");
+    let listed = engine("1024", &["cache", "--cache-dir", dir]);
+    assert!(listed.contains("2 compiled plugins"), "{listed}");
+    // Used again, kNN becomes the most recent entry (listed first).
+    run(&knn, "1024");
+    let listed = engine("1024", &["cache", "--cache-dir", dir]);
+    let knn_key = &crate::util::sha256_file(&knn)[..32];
+    let first = listed.lines().nth(1).unwrap_or("");
+    assert!(first.trim_start().starts_with(knn_key), "{listed}");
+    // A cap of 0 MiB keeps only the entry just written: compiling a third plugin evicts both.
+    let third = wasm("routereval_plugin_linear");
+    run(&third, "0");
+    let listed = engine("1024", &["cache", "--cache-dir", dir]);
+    assert!(listed.contains(": 1 compiled plugin,"), "{listed}");
+    let third_key = &crate::util::sha256_file(&third)[..32];
+    assert!(listed.contains(third_key), "{listed}");
+    let cleared = engine("1024", &["cache", "--cache-dir", dir, "--clear"]);
+    assert!(
+        cleared.starts_with("removed 1 compiled plugin ("),
+        "{cleared}"
+    );
+    let listed = engine("1024", &["cache", "--cache-dir", dir]);
+    assert!(listed.contains("0 compiled plugins"), "{listed}");
+}

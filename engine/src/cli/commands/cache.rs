@@ -9,6 +9,10 @@ use crate::cli::ExitStatus;
 use crate::cli::args::CacheArgs;
 use crate::plugin::wasm::{self, cache};
 
+fn plugins(n: usize) -> String {
+    format!("{n} compiled plugin{}", if n == 1 { "" } else { "s" })
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
@@ -37,7 +41,8 @@ pub fn cache(args: &CacheArgs, out: &mut dyn Write) -> Result<ExitStatus> {
         let (n, bytes) = cache::clear(&dir)?;
         writeln!(
             out,
-            "removed {n} compiled plugins ({}) from {}",
+            "removed {} ({}) from {}",
+            plugins(n),
             mib(bytes),
             dir.display()
         )?;
@@ -47,10 +52,10 @@ pub fn cache(args: &CacheArgs, out: &mut dyn Write) -> Result<ExitStatus> {
     let total: u64 = entries.iter().map(|e| e.bytes).sum();
     writeln!(
         out,
-        "{}: {} compiled plugins, {} of a {} cap ($ROUTEREVAL_CACHE_MAX_MIB; least recently \
-         used evicted first)",
+        "{}: {}, {} of a {} cap ($ROUTEREVAL_CACHE_MAX_MIB; least recently used evicted \
+         first)",
         dir.display(),
-        entries.len(),
+        plugins(entries.len()),
         mib(total),
         mib(cache::max_bytes())
     )?;

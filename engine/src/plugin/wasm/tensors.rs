@@ -258,15 +258,12 @@ fn l2_normalise_rows(
     mut cx: StoreContextMut<'_, State>,
     (t,): (u32,),
 ) -> wasmtime::Result<(Option<u32>,)> {
-    let (rows, cols) = {
-        let x = cx.data().tensors.get("l2-normalise-rows", t)?;
-        (x.rows, x.cols)
-    };
+    let x = cx.data().tensors.get("l2-normalise-rows", t)?;
+    let (rows, cols) = (x.rows, x.cols);
     let out = (rows * cols) as u64;
     if admit_elementwise(&mut cx, "l2-normalise-rows", (rows, cols), out)?.is_none() {
         return Ok((None,));
     }
-    let x = cx.data().tensors.get("l2-normalise-rows", t)?;
     let mut v = f32_values("l2-normalise-rows", t, &x)?.to_vec();
     routereval_kernels::l2_normalise_rows(&mut v, cols);
     let h = hold(
@@ -373,10 +370,8 @@ fn gather_mean(
     mut cx: StoreContextMut<'_, State>,
     (t, index, k): (u32, Vec<u32>, u32),
 ) -> wasmtime::Result<(Option<u32>,)> {
-    let (rows, cols) = {
-        let x = cx.data().tensors.get("gather-mean", t)?;
-        (x.rows, x.cols)
-    };
+    let x = cx.data().tensors.get("gather-mean", t)?;
+    let (rows, cols) = (x.rows, x.cols);
     let k = k as usize;
     if k == 0 || !index.len().is_multiple_of(k) {
         return Err(wasmtime::format_err!(
@@ -401,7 +396,6 @@ fn gather_mean(
     {
         return Ok((None,));
     }
-    let x = cx.data().tensors.get("gather-mean", t)?;
     let mut out = vec![0.0f64; n * cols];
     let inv_k = 1.0 / k as f64;
     for (run, acc) in index.chunks_exact(k).zip(out.chunks_exact_mut(cols.max(1))) {
@@ -430,14 +424,11 @@ fn column_means(
     mut cx: StoreContextMut<'_, State>,
     (t,): (u32,),
 ) -> wasmtime::Result<(Option<u32>,)> {
-    let (rows, cols) = {
-        let x = cx.data().tensors.get("column-means", t)?;
-        (x.rows, x.cols)
-    };
+    let x = cx.data().tensors.get("column-means", t)?;
+    let (rows, cols) = (x.rows, x.cols);
     if admit_elementwise(&mut cx, "column-means", (rows, cols), 2 * cols as u64)?.is_none() {
         return Ok((None,));
     }
-    let x = cx.data().tensors.get("column-means", t)?;
     let mut sums = vec![0.0f64; cols];
     for i in 0..rows {
         for (s, v) in sums.iter_mut().zip(x.row_f64(i)) {
@@ -458,14 +449,11 @@ fn softmax_rows(
     mut cx: StoreContextMut<'_, State>,
     (t,): (u32,),
 ) -> wasmtime::Result<(Option<u32>,)> {
-    let (rows, cols) = {
-        let x = cx.data().tensors.get("softmax-rows", t)?;
-        (x.rows, x.cols)
-    };
+    let x = cx.data().tensors.get("softmax-rows", t)?;
+    let (rows, cols) = (x.rows, x.cols);
     if admit_elementwise(&mut cx, "softmax-rows", (rows, cols), (rows * cols) as u64)?.is_none() {
         return Ok((None,));
     }
-    let x = cx.data().tensors.get("softmax-rows", t)?;
     let mut out = vec![0.0f32; rows * cols];
     for (i, o) in out.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
         routereval_kernels::softmax_f64(&x.row_f64(i), o);
@@ -482,14 +470,11 @@ fn argmax_rows(
     mut cx: StoreContextMut<'_, State>,
     (t,): (u32,),
 ) -> wasmtime::Result<(Option<Vec<u32>>,)> {
-    let (rows, cols) = {
-        let x = cx.data().tensors.get("argmax-rows", t)?;
-        (x.rows, x.cols)
-    };
+    let x = cx.data().tensors.get("argmax-rows", t)?;
+    let (rows, cols) = (x.rows, x.cols);
     if admit_elementwise(&mut cx, "argmax-rows", (rows, cols), rows as u64)?.is_none() {
         return Ok((None,));
     }
-    let x = cx.data().tensors.get("argmax-rows", t)?;
     let best = (0..rows)
         .map(|i| match &x.data {
             TensorData::F32(v) => routereval_kernels::argmax(&v[i * cols..(i + 1) * cols]),

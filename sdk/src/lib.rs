@@ -63,7 +63,9 @@
 //!   Derive all randomness from [`Params::seed`] with [`Rng`].
 //! - [`RouterError`]: one error type; its variant becomes the failure's kind in the results.
 //! - Helpers: [`softmax_in_place`], [`normalise_in_place`], [`argmax`], [`dot`],
-//!   [`cosine_similarity`], [`top_k`], [`matmul_abt`], [`top_k_dot`] (kNN search), [`Rng`].
+//!   [`cosine_similarity`], [`top_k`], [`matmul_abt`], [`top_k_dot`] (kNN search), [`Rng`];
+//!   [`HeldMatrix`] for a matrix kept across calls and handed to kernels (held by the engine in
+//!   a WebAssembly plugin, so it crosses once).
 //!
 //! ## Plugins
 //!
@@ -114,6 +116,7 @@ pub mod abi;
 mod about;
 mod data;
 mod error;
+mod held;
 mod log;
 mod math;
 #[cfg(not(target_family = "wasm"))]
@@ -125,6 +128,7 @@ mod routing;
 pub use about::{About, Describe, ParamDoc};
 pub use data::{Queries, Split, Texts};
 pub use error::RouterError;
+pub use held::{HeldMatrix, RowMeans};
 pub use log::{Level, log};
 pub use math::{matmul_abt, top_k_dot};
 pub use params::{ParamValue, Params};

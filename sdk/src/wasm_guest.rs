@@ -175,3 +175,67 @@ pub fn log(level: crate::Level, message: &str) {
     };
     host::log(level, message);
 }
+
+/// The engine's `tensors` interface (ABI 1.1), for [`crate::HeldMatrix`].
+pub mod tensors {
+    use super::routereval::router::tensors as t;
+    use crate::RouterError;
+
+    /// The bytes of `values`: WebAssembly is little-endian, the tensors' byte order.
+    fn as_bytes(values: &[f32]) -> &[u8] {
+        // SAFETY: f32 has no padding and every byte pattern is a valid u8; the slice covers
+        // exactly the values' memory, which outlives the borrow.
+        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), size_of_val(values)) }
+    }
+
+    /// Hands `values` (`rows x cols`) to the engine; its handle.
+    pub fn write_f32(values: &[f32], rows: usize, cols: usize) -> Result<u32, RouterError> {
+        let (Ok(r), Ok(c)) = (u32::try_from(rows), u32::try_from(cols)) else {
+            return Err(RouterError::InvalidInput(format!(
+                "a {rows} x {cols} matrix is too large for the engine's tensors"
+            )));
+        };
+        Ok(t::write(r, c, t::Dtype::F32, as_bytes(values)))
+    }
+
+    /// All rows of an f32 tensor of `rows` rows.
+    pub fn read_f32(h: u32, rows: usize) -> Vec<f32> {
+        t::read(h, 0, rows as u32)
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+
+    /// All rows of an f64 tensor of `rows` rows.
+    pub fn read_f64(h: u32, rows: usize) -> Vec<f64> {
+        t::read(h, 0, rows as u32)
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect()
+    }
+
+    /// `tensors.top-k-dot`.
+    pub fn top_k_dot(a: u32, b: u32, k: usize) -> Option<Vec<u32>> {
+        t::top_k_dot(a, b, u32::try_from(k).ok()?)
+    }
+
+    /// `tensors.gather-mean`.
+    pub fn gather_mean(h: u32, index: &[u32], k: usize) -> Option<u32> {
+        t::gather_mean(h, index, u32::try_from(k).ok()?)
+    }
+
+    /// `tensors.argmax-rows`.
+    pub fn argmax_rows(h: u32) -> Option<Vec<u32>> {
+        t::argmax_rows(h)
+    }
+
+    /// `tensors.softmax-rows`.
+    pub fn softmax_rows(h: u32) -> Option<u32> {
+        t::softmax_rows(h)
+    }
+
+    /// `tensors.drop`.
+    pub fn drop(h: u32) {
+        t::drop(h);
+    }
+}

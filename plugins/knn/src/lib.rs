@@ -24,31 +24,32 @@
 //!
 //! ## Speed
 //!
-//! The neighbours come from the SDK's [`top_k_dot`] on L2-normalised embeddings: the
-//! similarities are computed block by block (512 test queries at a time) as one matrix product,
-//! then a single pass per row keeps the `k` best. On RouterEval's largest shape the cost is that
-//! of the matrix product; see `benches/route.rs`. As a WebAssembly plugin the engine runs that
-//! search natively, so the plugin gives the built-in router's results at close to its speed.
+//! The training matrices are kept as [`HeldMatrix`]es, the neighbours come from their
+//! `top_k_dot` on L2-normalised embeddings (the similarities computed block by block, 512 test
+//! queries at a time, as one matrix product, then a single pass per row keeps the `k` best) and
+//! the predictions from `row_means`. On RouterEval's largest shape the cost is that of the
+//! matrix product; see `benches/route.rs`. As a WebAssembly plugin the engine holds those
+//! matrices and runs the search, the means and the softmax natively (ABI 1.1's `tensors`), so
+//! the plugin gives the built-in router's results at close to its speed.
 
 use routereval_sdk::{
-    Params, Queries, Router, RouterError, Routing, Split, argmax, l2_normalise_rows, softmax_f64,
-    top_k_dot,
+    HeldMatrix, Params, Queries, Router, RouterError, Routing, Split, l2_normalise_rows,
 };
 
 /// Default number of neighbours, RouterEval's setting.
 pub const DEFAULT_K: usize = 5;
 
 /// The kNN router. See the crate docs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Knn {
     k: usize,
     dim: usize,
     m: usize,
     n_train: usize,
     /// L2-normalised training embeddings, `n_train x dim`.
-    train_embeddings: Vec<f32>,
+    train_embeddings: Option<HeldMatrix>,
     /// Training scores, `n_train x m`.
-    train_scores: Vec<f32>,
+    train_scores: Option<HeldMatrix>,
 }
 
 impl Knn {
@@ -72,8 +73,8 @@ impl Router for Knn {
             dim: 0,
             m: 0,
             n_train: 0,
-            train_embeddings: Vec::new(),
-            train_scores: Vec::new(),
+            train_embeddings: None,
+            train_scores: None,
         })
     }
 
@@ -93,16 +94,21 @@ impl Router for Knn {
         self.dim = train.dim();
         self.m = train.num_candidates();
         self.n_train = train.len();
-        self.train_embeddings = train.embeddings().to_vec();
-        l2_normalise_rows(&mut self.train_embeddings, self.dim);
-        self.train_scores = train.scores().to_vec();
+        let mut embeddings = train.embeddings().to_vec();
+        l2_normalise_rows(&mut embeddings, self.dim);
+        self.train_embeddings = Some(HeldMatrix::new(embeddings, self.n_train, self.dim)?);
+        self.train_scores = Some(HeldMatrix::from_slice(
+            train.scores(),
+            self.n_train,
+            self.m,
+        )?);
         Ok(())
     }
 
     fn route(&self, queries: &Queries<'_>) -> Result<Routing, RouterError> {
-        if self.n_train == 0 {
+        let (Some(embeddings), Some(scores)) = (&self.train_embeddings, &self.train_scores) else {
             return Err(RouterError::Route("route called before fit".to_string()));
-        }
+        };
         if queries.dim() != self.dim {
             return Err(RouterError::InvalidInput(format!(
                 "queries have {}-d embeddings, the training split had {}-d",
@@ -110,30 +116,16 @@ impl Router for Knn {
                 self.dim
             )));
         }
-        let (n, dim, m, nt) = (queries.len(), self.dim, self.m, self.n_train);
+        let (n, dim) = (queries.len(), self.dim);
         let mut q = queries.embeddings().to_vec();
         l2_normalise_rows(&mut q, dim);
 
         // Cosine similarity of unit vectors is their dot product.
-        let per_row = self.k.min(nt);
-        let neighbours = top_k_dot(&q, &self.train_embeddings, n, dim, nt, self.k);
-        let mut belief = vec![0.0f32; n * m];
-        let mut choices = Vec::with_capacity(n);
-        let mut mean = vec![0.0f64; m];
-        let inv_k = 1.0 / self.k as f64;
-        for (i, found) in neighbours.chunks(per_row.max(1)).take(n).enumerate() {
-            mean.fill(0.0);
-            for &t in found {
-                let row = &self.train_scores[t as usize * m..(t as usize + 1) * m];
-                for (acc, &s) in mean.iter_mut().zip(row) {
-                    *acc += f64::from(s);
-                }
-            }
-            mean.iter_mut().for_each(|v| *v *= inv_k);
-            choices.push(argmax(&mean).unwrap_or(0) as u32);
-            softmax_f64(&mean, &mut belief[i * m..(i + 1) * m]);
-        }
-        Routing::from_belief(n, m, belief)?.with_choices(choices)
+        let neighbours = embeddings.top_k_dot(&q, n, self.k);
+        // Each candidate's mean score over the neighbours, in f64; the choice is its argmax
+        // (first on ties), the belief its softmax.
+        let means = scores.row_means(&neighbours, self.k.min(self.n_train))?;
+        Routing::from_belief(n, self.m, means.softmax_rows())?.with_choices(means.argmax_rows())
     }
 }
 
@@ -156,7 +148,7 @@ routereval_sdk::export_router!(Knn, about);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use routereval_sdk::{Rng, Texts, cosine_similarity};
+    use routereval_sdk::{Rng, Texts, argmax, cosine_similarity, softmax_f64};
 
     /// Brute force: full sort of cosine similarities (stable, so ties keep training order).
     fn brute(

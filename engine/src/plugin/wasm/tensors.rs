@@ -11,6 +11,7 @@
 use super::kernels::{admit, in_row_blocks};
 use super::*;
 use bindings::routereval::router::tensors::{Dtype, TensorShape};
+use wasmtime::component::WasmList;
 
 /// A matrix the host holds for a plugin.
 #[derive(Debug, Clone)]
@@ -187,17 +188,38 @@ fn read(
     }
     let range = start * tensor.cols..end * tensor.cols;
     let bytes: Vec<u8> = match &tensor.data {
-        TensorData::F32(v) => v[range].iter().flat_map(|x| x.to_le_bytes()).collect(),
-        TensorData::F64(v) => v[range].iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::F32(v) => encode(&v[range], |x| x.to_le_bytes().to_vec()),
+        TensorData::F64(v) => encode(&v[range], |x| x.to_le_bytes().to_vec()),
     };
     charge(&mut cx, ((end - start) * tensor.cols) as u64)?;
     Ok((bytes,))
 }
 
+/// The values of little-endian bytes: a copy at memory speed where the bytes are aligned (the
+/// plugin's own `f32`/`f64` data always is) on a little-endian host, a decoding pass otherwise.
+fn decode<T: bytemuck::Pod>(bytes: &[u8], from_le: fn(&[u8]) -> T) -> Vec<T> {
+    #[cfg(target_endian = "little")]
+    if let Ok(values) = bytemuck::try_cast_slice::<u8, T>(bytes) {
+        return values.to_vec();
+    }
+    bytes.chunks_exact(size_of::<T>()).map(from_le).collect()
+}
+
+/// The little-endian bytes of `values`.
+fn encode<T: bytemuck::Pod>(values: &[T], to_le: fn(&T) -> Vec<u8>) -> Vec<u8> {
+    #[cfg(target_endian = "little")]
+    {
+        let _ = to_le;
+        bytemuck::cast_slice(values).to_vec()
+    }
+    #[cfg(not(target_endian = "little"))]
+    values.iter().flat_map(to_le).collect()
+}
+
 #[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
 fn write(
     mut cx: StoreContextMut<'_, State>,
-    (rows, cols, dtype, data): (u32, u32, Dtype, Vec<u8>),
+    (rows, cols, dtype, data): (u32, u32, Dtype, WasmList<u8>),
 ) -> wasmtime::Result<(u32,)> {
     let (rows, cols) = (rows as usize, cols as usize);
     let width = match dtype {
@@ -213,20 +235,20 @@ fn write(
         ));
     }
     charge(&mut cx, (rows * cols) as u64)?;
+    // Read in place from the plugin's memory: one copy, into the tensor.
+    let bytes = data.as_le_slice(&cx);
     let tensor = match dtype {
         Dtype::F32 => HostTensor::f32(
             rows,
             cols,
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
+            decode(bytes, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         ),
         Dtype::F64 => HostTensor::f64(
             rows,
             cols,
-            data.chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-                .collect(),
+            decode(bytes, |b| {
+                f64::from_le_bytes(b.try_into().expect("8 bytes"))
+            }),
         ),
     };
     Ok((hold(cx.data_mut(), "write", tensor)?,))

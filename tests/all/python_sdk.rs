@@ -200,6 +200,7 @@ fn hostile_python_routers_are_contained_with_the_right_kinds() {
         "nan",
         "bad_choice",
         "bad_handle",
+        "kernels",
     ];
     let specs: Vec<String> = modes
         .iter()
@@ -255,6 +256,11 @@ fn hostile_python_routers_are_contained_with_the_right_kinds() {
         log
     };
     ok_logging("none", "");
+    // Every host kernel agrees with the SDK's pure-Python fallback, inside the sandbox.
+    ok_logging(
+        "kernels",
+        "kernels agree: ['argmax', 'cols', 'means', 'mm', 'norm', 'onehot', 'soft', 'topk']",
+    );
     // What the sandbox hands every plugin: nothing, or fixed values.
     ok_logging("env", "env: []");
     ok_logging("clock", "clock: 0.0 0.0");

@@ -31,7 +31,8 @@ def main(argv=None):
         description="Write LLM routers in Python for routereval-engine's sandbox.",
         epilog="From nothing to a ranked result: routereval-sdk new my_router; "
         "routereval-sdk build my_router.py -o my_router.wasm; "
-        "routereval-engine run --plugin my_router.wasm",
+        "routereval-engine run --router knn --router best-on-train --router oracle "
+        "--plugin my_router.wasm",
     )
     parser.add_argument("--version", action="version", version=SDK_VERSION)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,7 +90,8 @@ def cmd_new(args):
     print(f"wrote {out}: edit fit and route, then\n"
           f"  routereval-sdk check {out}\n"
           f"  routereval-sdk build {out} -o {args.name}.wasm\n"
-          f"  routereval-engine run --plugin {args.name}.wasm")
+          f"  routereval-engine run --router knn --router best-on-train --router oracle "
+          f"--plugin {args.name}.wasm")
     return 0
 
 
@@ -144,7 +146,7 @@ def cmd_build(args):
             raise UserError(f"componentize-py failed (exit {done.returncode}) building {router}")
     size = out.stat().st_size
     print(f"built {out} ({size / 2**20:.1f} MiB, {time.monotonic() - started:.1f} s): "
-          f"routereval-engine run --plugin {out}")
+          f"routereval-engine run --router knn --router best-on-train --router oracle --plugin {out}")
     return 0
 
 

@@ -3,7 +3,7 @@
 Edit `fit` and `route`, then:
     routereval-sdk check THIS_FILE.py                  # plain CPython, seconds
     routereval-sdk build THIS_FILE.py -o router.wasm   # the sandboxed component
-    routereval-engine run --plugin router.wasm         # scored against the baselines
+    routereval-engine run --router knn --router best-on-train --router oracle --plugin router.wasm
 
 What `fit` stores on `self` is there in `route` (one object per evaluation). The data are
 Tensors the engine holds: hand them to the helpers (they run in the engine's native kernels),

@@ -228,6 +228,7 @@ out["embed"] = [str(e.dtype), list(e.shape), float(e.astype(np.float64).sum())]
 out["prompt0"] = str(d["prompt"]["val_prompt"][0])
 out["prompt_dtype"] = str(d["prompt"]["val_prompt"].dtype)
 out["split"] = [int(len(d["split_index"][k])) for k in ("train_indices", "val_indices", "test_indices")]
+out["rule"] = d["pool_selection"]
 print(json.dumps(out))
 "#;
     for (py, version) in pythons {
@@ -244,8 +245,17 @@ print(json.dumps(out))
         println!("{py}: numpy {version} loads the export");
         assert_eq!(
             v["keys"],
-            serde_json::json!(["easy", "embedding", "hard", "prompt", "split_index"])
+            serde_json::json!([
+                "easy",
+                "embedding",
+                "hard",
+                "pool_selection",
+                "prompt",
+                "split_index"
+            ])
         );
+        // Which items chose the pools: a plain str, RouterEval's rule by default.
+        assert_eq!(v["rule"], "all");
         assert_eq!(v["hard"], 0);
         assert_eq!(v["split"], serde_json::json!([4484, 561, 563]));
         assert_eq!(v["embed"][0], "float32");
@@ -542,5 +552,117 @@ fn routereval_npz_evaluates_like_the_pool_it_came_from() {
         out.stderr.contains("no 2-D float array `val_embed`"),
         "{}",
         out.stderr
+    );
+}
+
+/// `--select-on train` chooses the pools on the training split alone: flipping every test
+/// label of the population leaves every pool's models as they were, while RouterEval's rule
+/// (`all`, the default) lets the test labels move them. `inspect` names the rule.
+#[test]
+fn select_on_train_keeps_test_labels_out_of_the_pools() {
+    let dir = TempDir::new("select-on");
+    let jsonl = shared("llmrouter/queries.jsonl");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let embeddings = shared("llmrouter/embeddings_minilm_l6.npy");
+    let build = |input: &std::path::Path, rule: &str, out: &str| -> Value {
+        let out = dir.path().join(out);
+        let o = run(&[
+            "build-dataset",
+            input.to_str().unwrap(),
+            "--embeddings",
+            embeddings.to_str().unwrap(),
+            "--rows",
+            "train",
+            "--select-on",
+            rule,
+            "-o",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o.json()
+    };
+    let models = |v: &Value| -> Vec<(u64, String, Vec<String>)> {
+        pools(v)
+            .iter()
+            .map(|p| {
+                (
+                    p["m"].as_u64().unwrap(),
+                    p["group"].as_str().unwrap().to_string(),
+                    names(p),
+                )
+            })
+            .collect()
+    };
+    let train_rule = build(&jsonl, "train", "train.pkl");
+    let all_rule = build(&jsonl, "all", "all.pkl");
+    // The file records the rule; inspect says it.
+    let ds = routereval_engine::data::load::load_path(&dir.path().join("train.pkl"))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        ds.pool_selection,
+        Some(routereval_engine::data::build::SelectOn::Train)
+    );
+    let shown = run(&["inspect", dir.path().join("train.pkl").to_str().unwrap()]);
+    assert!(
+        shown
+            .stdout
+            .contains("pools chosen by: accuracy on the training split only"),
+        "{}",
+        shown.stdout
+    );
+    let shown = run(&["inspect", dir.path().join("all.pkl").to_str().unwrap()]);
+    assert!(
+        shown.stdout.contains("RouterEval's rule"),
+        "{}",
+        shown.stdout
+    );
+
+    // The same population with every test label flipped (score s -> 1 - s). The imported rows
+    // are the `train` rows of the file, in order; the split is by task and seed, not labels.
+    let test: std::collections::HashSet<i64> = ds.split_indices.as_ref().unwrap()[2]
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(test.len(), 563);
+    let mut flipped = String::new();
+    let mut imported = 0i64;
+    for (i, line) in text.lines().enumerate() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        if i > 0 && v["split"] == "train" {
+            if test.contains(&imported) {
+                let s: Vec<f64> = v["scores"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| 1.0 - x.as_f64().unwrap())
+                    .collect();
+                v["scores"] = serde_json::json!(s);
+            }
+            imported += 1;
+        }
+        flipped.push_str(&serde_json::to_string(&v).unwrap());
+        flipped.push('\n');
+    }
+    let flipped_path = dir.path().join("queries.jsonl");
+    std::fs::write(&flipped_path, flipped).unwrap();
+    let train_flipped = build(&flipped_path, "train", "train-flipped.pkl");
+    let all_flipped = build(&flipped_path, "all", "all-flipped.pkl");
+    assert_eq!(
+        models(&train_rule),
+        models(&train_flipped),
+        "training-split selection must not see the test labels"
+    );
+    assert_ne!(
+        models(&all_rule),
+        models(&all_flipped),
+        "RouterEval's rule selects on all items, so the test labels move its pools"
+    );
+    // The flipped test labels did reach the pools' test scores (the data is not ignored).
+    assert_ne!(
+        pools(&train_rule)[0]["test_oracle"],
+        pools(&train_flipped)[0]["test_oracle"]
     );
 }

@@ -261,6 +261,29 @@ pub struct PoolArgs {
     /// Draws per strong_to_weak pool
     #[arg(long, default_value_t = 1000)]
     pub draws: usize,
+    /// Which items' accuracies choose the pools' models: `all` (RouterEval's rule, the test
+    /// split included, so its released pools are reproduced) or `train` (the training split
+    /// only: no test labels shape the pools)
+    #[arg(long, value_enum, value_name = "ITEMS", default_value = "all")]
+    pub select_on: SelectOnArg,
+}
+
+/// `--select-on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SelectOnArg {
+    /// Every item, the test split included (RouterEval's rule)
+    All,
+    /// The training split only
+    Train,
+}
+
+impl From<SelectOnArg> for crate::data::build::SelectOn {
+    fn from(a: SelectOnArg) -> Self {
+        match a {
+            SelectOnArg::All => crate::data::build::SelectOn::All,
+            SelectOnArg::Train => crate::data::build::SelectOn::Train,
+        }
+    }
 }
 
 /// Options of `run`.

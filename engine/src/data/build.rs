@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use routereval_sdk::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Difficulty, Matrix, Pool, RouterDataset, SplitData, TRUTHFULQA, acc_ref};
 
@@ -78,6 +79,40 @@ pub struct BuildOptions {
     pub seed: u64,
     /// Draws per strong_to_weak pool (RouterEval: 1000).
     pub draws: usize,
+    /// On which items the models' accuracies that choose the pools are computed.
+    pub select_on: SelectOn,
+}
+
+/// On which items the accuracies that choose a pool's models (the all_strong and all_weak
+/// windows, the strong_to_weak draw's bands) are computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectOn {
+    /// Every item, the test split included: RouterEval's rule (`get_router_dataset.py`), which
+    /// reproduces its released pools but lets the test labels shape them.
+    #[default]
+    All,
+    /// The training split only: the test labels play no part in which models a pool holds.
+    Train,
+}
+
+impl SelectOn {
+    /// `all` or `train`, as the command line and the dataset file say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelectOn::All => "all",
+            SelectOn::Train => "train",
+        }
+    }
+
+    /// The rule read back from a dataset file (`pool_selection`).
+    pub fn parse(s: &str) -> Option<SelectOn> {
+        match s {
+            "all" => Some(SelectOn::All),
+            "train" => Some(SelectOn::Train),
+            _ => None,
+        }
+    }
 }
 
 impl Default for BuildOptions {
@@ -86,6 +121,7 @@ impl Default for BuildOptions {
             sizes: vec![3, 5, 10, 100, 1000],
             seed: 42,
             draws: 1000,
+            select_on: SelectOn::All,
         }
     }
 }
@@ -413,7 +449,12 @@ pub fn build(pop: &Population, opts: &BuildOptions) -> Result<(RouterDataset, Ve
         embeddings: rows(&pop.embeddings, idx),
         prompts: idx.iter().map(|&i| pop.prompts[i].clone()).collect(),
     };
-    let data = ByModel::new(&pop.scores);
+    // The accuracies that choose the pools: on every item (RouterEval) or on the training
+    // split only (no test labels involved).
+    let data = match opts.select_on {
+        SelectOn::All => ByModel::new(&pop.scores),
+        SelectOn::Train => ByModel::new(&rows(&pop.scores, &train)),
+    };
     let mut pools = Vec::new();
     let mut skipped = Vec::new();
     for &m in &opts.sizes {
@@ -458,6 +499,7 @@ pub fn build(pop: &Population, opts: &BuildOptions) -> Result<(RouterDataset, Ve
         test: split_data(&test),
         pools,
         split_indices: Some([&train, &val, &test].map(|v| v.iter().map(|&i| i as i64).collect())),
+        pool_selection: Some(opts.select_on),
     };
     ds.sort_pools();
     Ok((ds, skipped))

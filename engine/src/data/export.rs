@@ -258,6 +258,11 @@ pub fn to_routereval_pickle(ds: &RouterDataset) -> Vec<u8> {
             ]),
         ));
     }
+    if let Some(rule) = ds.pool_selection {
+        // Which items chose the pools' models (RouterEval's files have no such key; its
+        // loader ignores keys it does not read).
+        top.push((Py::Str("pool_selection"), Py::Str(rule.as_str())));
+    }
     let splits = [("train", &ds.train), ("val", &ds.val), ("test", &ds.test)];
     let keys = ["train_embed", "val_embed", "test_embed"];
     top.push((

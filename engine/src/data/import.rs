@@ -447,6 +447,7 @@ pub fn read_routereval_npz(path: &Path) -> Result<crate::data::RouterDataset> {
             train_labels: None,
         }],
         split_indices: None,
+        pool_selection: None,
     })
 }
 

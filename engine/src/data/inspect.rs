@@ -67,6 +67,9 @@ pub struct Report {
     pub shared_prompts: SharedPrompts,
     /// The pools.
     pub pools: Vec<PoolReport>,
+    /// Which items chose the pools' models (`all`, `train`), when this engine built the file;
+    /// `None` for RouterEval's own files and others.
+    pub pool_selection: Option<String>,
 }
 
 /// Prompts shared between splits.
@@ -143,6 +146,7 @@ pub fn inspect(ds: &RouterDataset, sha256: Option<String>) -> Report {
             test_in_val: shared(&ds.test.prompts, &ds.val.prompts),
         },
         pools: ds.pools.iter().map(pool_report).collect(),
+        pool_selection: ds.pool_selection.map(|s| s.as_str().to_string()),
     }
 }
 
@@ -160,6 +164,17 @@ pub fn to_text(r: &Report) -> String {
         "  queries: train {tr}, val {va}, test {te}; {}-d embeddings; {}",
         r.dim,
         if r.prompts { "prompts" } else { "no prompts" }
+    );
+    let _ = writeln!(
+        s,
+        "  pools chosen by: {}",
+        match r.pool_selection.as_deref() {
+            Some("all") =>
+                "accuracy on all items, the test split included (RouterEval's rule; \
+                            --select-on all)",
+            Some("train") => "accuracy on the training split only (--select-on train)",
+            _ => "not recorded (not built by this engine; RouterEval's files use all items)",
+        }
     );
     let sp = &r.shared_prompts;
     let _ = writeln!(

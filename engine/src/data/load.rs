@@ -376,8 +376,14 @@ pub fn from_value(top: Value, benchmark: &str, source: &str) -> Result<RouterDat
             one("test_indices", test.len())?,
         ])
     });
+    // `pool_selection` is informative too: written by this engine's `build-dataset` and `synth`.
+    let pool_selection = match top.get("pool_selection") {
+        Some(Value::Str(s)) => crate::data::build::SelectOn::parse(s),
+        _ => None,
+    };
     let mut ds = RouterDataset {
         split_indices,
+        pool_selection,
         benchmark: benchmark.to_string(),
         acc_ref: acc_ref(benchmark),
         source: source.to_string(),

@@ -233,6 +233,9 @@ pub struct RouterDataset {
     /// Which rows of the benchmark each split holds (`split_index` in RouterEval's files),
     /// when known.
     pub split_indices: Option<[Vec<i64>; 3]>,
+    /// Which items chose the pools' models, when this engine built the dataset
+    /// (`pool_selection` in the file): RouterEval's rule (`all`) or the training split only.
+    pub pool_selection: Option<crate::data::build::SelectOn>,
 }
 
 impl RouterDataset {
@@ -380,6 +383,7 @@ mod tests {
             test: split(1),
             pools: vec![pool.clone()],
             split_indices: None,
+            pool_selection: None,
         };
         (ds, pool)
     }

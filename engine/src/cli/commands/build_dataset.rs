@@ -21,6 +21,7 @@ pub fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
         sizes: args.pools.sizes.clone(),
         seed: args.seed,
         draws: args.pools.draws,
+        select_on: args.pools.select_on.into(),
     };
     let (ds, skipped) = build(&pop, &opts)?;
     ds.check_values()

@@ -20,6 +20,7 @@ pub fn synth(args: &SynthArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             sizes: args.pools.sizes.clone(),
             seed: args.seed,
             draws: args.pools.draws,
+            select_on: args.pools.select_on.into(),
         },
     };
     let n = opts.specs()?.len();

@@ -24,6 +24,7 @@ mod rng;
 
 pub use math::{
     argmax, cosine_similarity, dot, exp_det, l2_norm, l2_normalise_rows, ln_1p_det, matmul_abt,
-    normalise_in_place, sigmoid_det, softmax_f64, softmax_in_place, top_k, top_k_dot_local,
+    mean_of_row_groups, normalise_in_place, sigmoid_det, softmax_f64, softmax_in_place, top_k,
+    top_k_dot_local,
 };
 pub use rng::Rng;

@@ -295,6 +295,37 @@ pub fn l2_normalise_rows(data: &mut [f32], dim: usize) {
     }
 }
 
+/// The mean of each run of `k` rows of `values` (`cols` wide, row-major) named by `index`:
+/// `index.len() / k` rows of `cols` means, each summed in `f64` in index order and scaled by
+/// `1 / k` (kNN's predicted scores). The SDK's `HeldMatrix::row_means` and the engine's
+/// `gather-mean` host kernel both compute with this, so their results agree to the bit.
+///
+/// # Panics
+/// When `k` is 0, `index` is not runs of `k`, or an index is out of range.
+pub fn mean_of_row_groups<T: Copy + Into<f64>>(
+    values: &[T],
+    cols: usize,
+    index: &[u32],
+    k: usize,
+) -> Vec<f64> {
+    assert!(
+        k > 0 && index.len().is_multiple_of(k),
+        "index is not runs of k"
+    );
+    let mut out = vec![0.0f64; index.len() / k * cols];
+    let inv_k = 1.0 / k as f64;
+    for (run, acc) in index.chunks_exact(k).zip(out.chunks_exact_mut(cols.max(1))) {
+        for &r in run {
+            let row = &values[r as usize * cols..(r as usize + 1) * cols];
+            for (a, &s) in acc.iter_mut().zip(row) {
+                *a += s.into();
+            }
+        }
+        acc.iter_mut().for_each(|v| *v *= inv_k);
+    }
+    out
+}
+
 /// Indices of the `k` largest values of `row`, largest first; on equal values the lower index
 /// comes first; NaNs are never selected. Returns fewer than `k` when the row is shorter.
 pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {

@@ -162,22 +162,10 @@ impl HeldMatrix {
                 data: Data::Held(means),
             });
         }
-        let values = self.values();
-        let m = self.cols;
-        let mut out = vec![0.0f64; n * m];
-        let inv_k = 1.0 / k as f64;
-        for (run, acc) in index.chunks_exact(k).zip(out.chunks_exact_mut(m.max(1))) {
-            for &r in run {
-                let row = &values[r as usize * m..(r as usize + 1) * m];
-                for (a, &s) in acc.iter_mut().zip(row) {
-                    *a += f64::from(s);
-                }
-            }
-            acc.iter_mut().for_each(|v| *v *= inv_k);
-        }
+        let out = routereval_kernels::mean_of_row_groups(&self.values(), self.cols, index, k);
         Ok(RowMeans {
             rows: n,
-            cols: m,
+            cols: self.cols,
             data: Data::Local(out),
         })
     }

@@ -161,39 +161,85 @@ pub(super) fn in_row_blocks(
     Ok(())
 }
 
-/// `matmul-abt`: `a · bᵀ` natively, with `routereval-kernels`' kernel (the one built-in routers use).
-#[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
-pub(super) fn host_matmul(
-    mut cx: StoreContextMut<'_, State>,
-    (a, b, n, k, p): (Vec<f32>, Vec<f32>, u32, u32, u32),
-) -> wasmtime::Result<(Option<Vec<f32>>,)> {
-    let out_values = u64::from(n) * u64::from(p);
+/// `a · bᵀ` (`a` `n x k`, `b` `p x k`) in row blocks under [`admit`]'s checks and charges:
+/// `None` when host kernels are off. `copied`: the host copied `a` and `b` out of the plugin
+/// (the list-based `host.matmul-abt`), so they count as its memory; otherwise the host already
+/// holds them (the `tensors` interface) and only the result is new.
+pub(super) fn blocked_matmul(
+    cx: &mut StoreContextMut<'_, State>,
+    kernel: &str,
+    (a, b): (&[f32], &[f32]),
+    (n, k, p): (usize, usize, usize),
+    copied: bool,
+) -> wasmtime::Result<Option<Vec<f32>>> {
+    let dims = (dim(kernel, n)?, dim(kernel, k)?, dim(kernel, p)?);
     // The product's packing buffers (matrixmultiply's, a few MiB whatever the shapes) are not
     // counted.
-    let Some(rows) = admit(
-        &mut cx,
-        "matmul-abt",
-        Some((&a, &b)),
-        (n, k, p),
-        out_values,
-        0,
-    )?
-    else {
-        return Ok((None,));
+    let copies = copied.then_some((a, b));
+    let Some(rows) = admit(cx, kernel, copies, dims, (n * p) as u64, 0)? else {
+        return Ok(None);
     };
-    let (n, k, p) = (n as usize, k as usize, p as usize);
     let mut out = vec![0.0f32; n * p];
     in_row_blocks(cx.data().deadline, n, rows, |start, end| {
         routereval_kernels::matmul_abt(
             &a[start * k..end * k],
-            &b,
+            b,
             end - start,
             k,
             p,
             &mut out[start * p..end * p],
         );
     })?;
-    Ok((Some(out),))
+    Ok(Some(out))
+}
+
+/// Nearest neighbours by dot product (`a` `n x d` against `b` `p x d`) in row blocks under
+/// [`admit`]'s checks and charges: `n` runs of `min(k, p)` indices, `None` when host kernels are
+/// off. `copied` as for [`blocked_matmul`].
+pub(super) fn blocked_top_k(
+    cx: &mut StoreContextMut<'_, State>,
+    kernel: &str,
+    (a, b): (&[f32], &[f32]),
+    (n, d, p): (usize, usize, usize),
+    k: usize,
+    copied: bool,
+) -> wasmtime::Result<Option<Vec<u32>>> {
+    let per_row = k.min(p);
+    let dims = (dim(kernel, n)?, dim(kernel, d)?, dim(kernel, p)?);
+    // Per query row of a block: its scores (4 bytes per candidate) and its selection (the
+    // SDK's top-k keeps (score, index) pairs and returns indices).
+    let scratch = 4 * p as u64 + 28 * per_row as u64 + 16;
+    let copies = copied.then_some((a, b));
+    let Some(rows) = admit(cx, kernel, copies, dims, (n * per_row) as u64, scratch)? else {
+        return Ok(None);
+    };
+    let mut found = Vec::with_capacity(n * per_row);
+    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
+        found.extend(routereval_kernels::top_k_dot_local(
+            &a[start * d..end * d],
+            b,
+            end - start,
+            d,
+            p,
+            per_row,
+        ));
+    })?;
+    Ok(Some(found))
+}
+
+/// A dimension as the `u32` the fuel and memory accounting take.
+pub(super) fn dim(kernel: &str, v: usize) -> wasmtime::Result<u32> {
+    u32::try_from(v).map_err(|_| wasmtime::format_err!("{kernel}: {v} does not fit in 32 bits"))
+}
+
+/// `matmul-abt`: `a · bᵀ` natively, with `routereval-kernels`' kernel (the one built-in routers use).
+#[allow(clippy::type_complexity, reason = "the WIT function's parameter tuple")]
+pub(super) fn host_matmul(
+    mut cx: StoreContextMut<'_, State>,
+    (a, b, n, k, p): (Vec<f32>, Vec<f32>, u32, u32, u32),
+) -> wasmtime::Result<(Option<Vec<f32>>,)> {
+    let dims = (n as usize, k as usize, p as usize);
+    Ok((blocked_matmul(&mut cx, "matmul-abt", (&a, &b), dims, true)?,))
 }
 
 /// `top-k-dot`: nearest neighbours by dot product natively, with `routereval-kernels`' code.
@@ -202,33 +248,13 @@ pub(super) fn host_top_k_dot(
     mut cx: StoreContextMut<'_, State>,
     (a, b, n, d, p, k): (Vec<f32>, Vec<f32>, u32, u32, u32, u32),
 ) -> wasmtime::Result<(Option<Vec<u32>>,)> {
-    let per_row = k.min(p);
-    // Per query row of a block: its scores (4 bytes per candidate) and its selection (the
-    // SDK's top-k keeps (score, index) pairs and returns indices).
-    let scratch = 4 * u64::from(p) + 28 * u64::from(per_row) + 16;
-    let out_values = u64::from(n) * u64::from(per_row);
-    let Some(rows) = admit(
+    let dims = (n as usize, d as usize, p as usize);
+    Ok((blocked_top_k(
         &mut cx,
         "top-k-dot",
-        Some((&a, &b)),
-        (n, d, p),
-        out_values,
-        scratch,
-    )?
-    else {
-        return Ok((None,));
-    };
-    let (n, d, p, per_row) = (n as usize, d as usize, p as usize, per_row as usize);
-    let mut found = Vec::with_capacity(n * per_row);
-    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        found.extend(routereval_kernels::top_k_dot_local(
-            &a[start * d..end * d],
-            &b,
-            end - start,
-            d,
-            p,
-            per_row,
-        ));
-    })?;
-    Ok((Some(found),))
+        (&a, &b),
+        dims,
+        k as usize,
+        true,
+    )?,))
 }

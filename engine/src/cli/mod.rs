@@ -115,6 +115,7 @@ where
         Some(Command::Merge(args)) => commands::merge::merge(&args, io.out, io.err),
         Some(Command::Rerun(args)) => commands::rerun::rerun(&args, registry, io),
         Some(Command::Cache(args)) => commands::cache::cache(&args, io.out),
+        Some(Command::Embed(args)) => commands::embed::embed(&args, io.out).map(done),
         None => commands::run::run(&cli.run, registry, io),
     };
     match result {

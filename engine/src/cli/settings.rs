@@ -20,6 +20,8 @@ use crate::plugin::wasm;
 pub struct Plan {
     pub seed: u64,
     pub datasets: Vec<PathBuf>,
+    /// Compute the datasets' embeddings from their prompts with this model (`--embed-model`).
+    pub embed: Option<crate::data::embed::EmbedOptions>,
     pub contestants: Vec<Spec>,
     pub policy: SandboxPolicy,
     pub cache_dir: Option<PathBuf>,
@@ -218,6 +220,10 @@ pub fn resolve(args: &RunArgs, registry: &Registry) -> Result<Plan> {
     Ok(Plan {
         seed,
         datasets,
+        embed: args
+            .embed_model
+            .as_deref()
+            .map(crate::data::embed::EmbedOptions::new),
         contestants,
         policy,
         cache_dir,

@@ -33,6 +33,8 @@ pub struct ImportOptions {
     /// The benchmark's name; default: the file's stem, or its directory's name for a file
     /// called `queries.jsonl`.
     pub benchmark: Option<String>,
+    /// Compute the embeddings from the prompts with this model instead of reading a `.npy`.
+    pub embed: Option<crate::data::embed::EmbedOptions>,
 }
 
 /// The formats `--dataset` and `build-dataset` read, by file name.
@@ -116,8 +118,9 @@ fn find_embeddings(input: &Path, given: Option<&Path>) -> Result<PathBuf> {
         0 => bail!(
             "`{}` has no embeddings: routers need one vector per query. Put a `.npy` \
              (queries x dim, float32, row i = the query whose \"row\" is i) beside it, or name \
-             one with --embeddings FILE.npy (any sentence-embedding model will do, e.g. \
-             all-MiniLM-L6-v2 or RoBERTa as RouterEval uses)",
+             one with --embeddings FILE.npy, or compute them from the prompts with \
+             --embed-model DIR (a local sentence-transformers model such as all-MiniLM-L6-v2; \
+             `routereval-engine embed --help` says where to get one)",
             input.display()
         ),
         _ => bail!(
@@ -228,7 +231,7 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
             None => bail!("`{p}` has no queries"),
         }
     }
-    let embeddings = embeddings_for(path, opts, &rows)?;
+    let embeddings = embeddings_for(path, opts, &rows, &prompts)?;
     let n = rows.len();
     Ok(Population {
         benchmark: benchmark_of(path, opts),
@@ -241,8 +244,25 @@ pub fn read_queries_jsonl(path: &Path, opts: &ImportOptions) -> Result<Populatio
     })
 }
 
-/// The embeddings of `rows`, from the `.npy` for `input`.
-fn embeddings_for(input: &Path, opts: &ImportOptions, rows: &[usize]) -> Result<Matrix<f32>> {
+/// The embeddings of `rows`: from the `.npy` for `input`, or computed from `prompts` when
+/// `opts.embed` names a model.
+fn embeddings_for(
+    input: &Path,
+    opts: &ImportOptions,
+    rows: &[usize],
+    prompts: &[String],
+) -> Result<Matrix<f32>> {
+    if let Some(e) = &opts.embed {
+        if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+            bail!(
+                "`{}`: query {} (row {}) has no prompt, so its embedding cannot be computed",
+                input.display(),
+                i + 1,
+                rows[i]
+            );
+        }
+        return Ok(crate::data::embed::embed_texts(prompts, e)?.0);
+    }
     let npy = find_embeddings(input, opts.embeddings.as_deref())?;
     let all = read_npy_matrix(&npy)?;
     let mut emb = Vec::with_capacity(rows.len() * all.cols());
@@ -348,13 +368,14 @@ pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
         );
     }
     let n = rows.len();
+    let embeddings = embeddings_for(path, opts, &rows, &prompts)?;
     Ok(Population {
         benchmark: benchmark_of(path, opts),
         source: path.display().to_string(),
         models: model_cols.iter().map(|&c| header[c].clone()).collect(),
         tasks,
         prompts,
-        embeddings: embeddings_for(path, opts, &rows)?,
+        embeddings,
         scores: Matrix::new(n, model_cols.len(), scores),
     })
 }

@@ -24,6 +24,36 @@ const LAYOUT_HINT: &str = "a RouterEval router dataset is a dict with 'easy' and
 /// # Errors
 /// When the path does not exist, a directory holds no dataset file, or a file cannot be read.
 pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
+    load_path_with(path, None)
+}
+
+/// As [`load_path`]; with `embed`, every dataset's embeddings are computed from its prompts
+/// with that model (a population then needs no `.npy`; a pickle's embeddings are replaced).
+///
+/// # Errors
+/// As [`load_path`], and as [`crate::data::embed::embed_dataset`].
+pub fn load_path_with(
+    path: &Path,
+    embed: Option<&crate::data::embed::EmbedOptions>,
+) -> Result<Vec<RouterDataset>> {
+    let mut sets = load_path_inner(path, embed)?;
+    if let Some(e) = embed {
+        for ds in &mut sets {
+            // A population's embeddings were computed as it was read.
+            if !ds.source.ends_with(".jsonl") && !ds.source.ends_with(".csv") {
+                crate::data::embed::embed_dataset(ds, e)?;
+                ds.check_values()
+                    .map_err(|err| anyhow::anyhow!("in `{}`: {err}", ds.source))?;
+            }
+        }
+    }
+    Ok(sets)
+}
+
+fn load_path_inner(
+    path: &Path,
+    embed: Option<&crate::data::embed::EmbedOptions>,
+) -> Result<Vec<RouterDataset>> {
     let meta = std::fs::metadata(path)
         .with_context(|| format!("cannot open dataset `{}`", path.display()))?;
     if meta.is_dir() {
@@ -60,7 +90,10 @@ pub fn load_path(path: &Path) -> Result<Vec<RouterDataset>> {
         // seed 42); `build-dataset` shows what it builds.
         let pop = crate::data::import::read_population(
             path,
-            &crate::data::import::ImportOptions::default(),
+            &crate::data::import::ImportOptions {
+                embed: embed.cloned(),
+                ..Default::default()
+            },
         )?;
         let (ds, _skipped) =
             crate::data::build::build(&pop, &crate::data::build::BuildOptions::default())?;

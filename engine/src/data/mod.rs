@@ -11,10 +11,12 @@
 //! - [`embedded`]: the default data, bundled in the binary.
 //! - [`import`], [`build`], [`export`]: populations from researchers' layouts, built into router
 //!   datasets by RouterEval's rules, and written in RouterEval's pickle layout.
+//! - [`embed`]: embeddings computed from prompts with a local sentence encoder.
 //! - [`synth`]: the synthetic 12-benchmark suite.
 //! - [`inspect`]: what a dataset file holds.
 
 pub mod build;
+pub mod embed;
 pub mod embedded;
 pub mod export;
 pub mod import;

@@ -84,7 +84,10 @@ impl Registry {
         r.register_described::<routereval_plugin_logreg::LogReg>();
         r.register_described::<routereval_plugin_mf::Mf>();
         r.register_described::<routereval_plugin_mlp::Mlp>();
+        r.register_described::<routereval_plugin_mlc::Mlc>();
         r.set_in_default_run("mlp", false);
+        // Needs a model directory (model=DIR) and fine-tunes an encoder: minutes to hours.
+        r.set_in_default_run("mlc", false);
         // About a third of a second per pool: it would take the default run past its 3 s.
         r.set_in_default_run("logreg", false);
         r.set_in_default_run("mf", false);

@@ -15,6 +15,10 @@ pub fn build_dataset(args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
             embeddings: args.embeddings.clone(),
             rows: args.rows.clone(),
             benchmark: args.benchmark.clone(),
+            embed: args
+                .embed_model
+                .as_deref()
+                .map(crate::data::embed::EmbedOptions::new),
         },
     )?;
     let opts = BuildOptions {

@@ -2,6 +2,7 @@
 
 pub mod build_dataset;
 pub mod cache;
+pub mod embed;
 pub mod inspect;
 pub mod merge;
 pub mod rerun;

@@ -24,13 +24,20 @@ use crate::plugin::wasm::{WasmContestant, WasmHost, WasmPlugin};
 use crate::report::Report;
 use crate::report::results_file::{self, Header, Shard};
 
-fn load_datasets(paths: &[PathBuf]) -> Result<Vec<RouterDataset>> {
-    if paths.is_empty() {
-        return Ok(vec![crate::data::embedded::default_dataset()?]);
-    }
+fn load_datasets(
+    paths: &[PathBuf],
+    embed: Option<&crate::data::embed::EmbedOptions>,
+) -> Result<Vec<RouterDataset>> {
     let mut all = Vec::new();
+    if paths.is_empty() {
+        let mut ds = crate::data::embedded::default_dataset()?;
+        if let Some(e) = embed {
+            crate::data::embed::embed_dataset(&mut ds, e)?;
+        }
+        all.push(ds);
+    }
     for p in paths {
-        all.extend(crate::data::load::load_path(p)?);
+        all.extend(crate::data::load::load_path_with(p, embed)?);
     }
     let mut names: Vec<&str> = all.iter().map(|d| d.benchmark.as_str()).collect();
     names.sort_unstable();
@@ -256,7 +263,7 @@ pub fn prepare(
         }
         b.build().context("cannot start the worker threads")?
     };
-    let datasets = pool.install(|| load_datasets(&plan.datasets))?;
+    let datasets = pool.install(|| load_datasets(&plan.datasets, plan.embed.as_ref()))?;
     let dataset_sha256 = pool.install(|| manifest::dataset_checksums(&datasets))?;
     let (contestants, specs) = pool.install(|| load_contestants(&mut plan, err))?;
     let tasks = run::plan(&datasets, &contestants, &plan.selection);

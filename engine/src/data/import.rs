@@ -280,12 +280,11 @@ fn embeddings_for(
     Ok(Matrix::new(rows.len(), all.cols(), emb))
 }
 
-/// Reads a wide CSV: `prompt`, optional `task` / `split` / `row`, one score column per model.
+/// Opens a CSV and reads its header row (names trimmed).
 ///
 /// # Errors
-/// A file cannot be read, there is no `prompt` column or no model column, a score is not a
-/// finite number (named by line and column), the embeddings are missing or too short.
-pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
+/// When the file cannot be read or has no header row.
+pub fn open_csv(path: &Path) -> Result<(csv::Reader<std::fs::File>, Vec<String>)> {
     let p = path.display();
     let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read `{p}`"))?;
     let header: Vec<String> = reader
@@ -294,6 +293,17 @@ pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    Ok((reader, header))
+}
+
+/// Reads a wide CSV: `prompt`, optional `task` / `split` / `row`, one score column per model.
+///
+/// # Errors
+/// A file cannot be read, there is no `prompt` column or no model column, a score is not a
+/// finite number (named by line and column), the embeddings are missing or too short.
+pub fn read_wide_csv(path: &Path, opts: &ImportOptions) -> Result<Population> {
+    let p = path.display();
+    let (mut reader, header) = open_csv(path)?;
     let col = |name: &str| header.iter().position(|h| h == name);
     let Some(prompt_col) = col("prompt") else {
         bail!(

@@ -175,13 +175,7 @@ fn read_jsonl_prompts(path: &Path) -> Result<Vec<String>> {
 
 fn read_csv_prompts(path: &Path, column: &str) -> Result<Vec<String>> {
     let p = path.display();
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read `{p}`"))?;
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("`{p}`: cannot read the header row"))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let (mut reader, header) = crate::data::import::open_csv(path)?;
     let Some(col) = header.iter().position(|h| h == column) else {
         bail!(
             "`{p}` has no `{column}` column (its columns: {}); name the prompts' column with \

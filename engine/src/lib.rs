@@ -33,13 +33,16 @@
 //! 4. [`plugin`]: contestants the engine does not link: WebAssembly components under the
 //!    sandbox policy, native libraries (isolated in child processes), `exec:` programs.
 //! 5. [`report`]: tables and JSON.
-//! 6. [`cli`]: the command line: arguments, settings from config and flags, one module per
+//! 6. [`leaderboard`]: submitted components scored on hidden test labels, kept in SQLite, ranked,
+//!    exported and served over HTTP.
+//! 7. [`cli`]: the command line: arguments, settings from config and flags, one module per
 //!    command.
 
 pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod failure;
+pub mod leaderboard;
 pub mod plugin;
 pub mod report;
 pub mod util;

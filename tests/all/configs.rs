@@ -3,6 +3,7 @@
 use routereval_engine::Registry;
 use routereval_engine::cli::config::RunConfig;
 use routereval_engine::eval::contestant;
+use routereval_engine::leaderboard::config::BoardConfig;
 
 use crate::util::{TempDir, results_without_times, root, run};
 
@@ -13,6 +14,27 @@ fn every_config_parses_and_its_routers_exist() {
     for e in std::fs::read_dir(root().join("configs")).unwrap() {
         let p = e.unwrap().path();
         if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        if p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("leaderboard")
+        {
+            // A leaderboard's configuration: it reads, and a leaderboard is made from it.
+            BoardConfig::read(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            let dir = TempDir::new("config-leaderboard");
+            let db = dir.path().join("board.db");
+            let out = run(&[
+                "leaderboard",
+                "init",
+                db.to_str().unwrap(),
+                "--config",
+                p.to_str().unwrap(),
+            ]);
+            assert_eq!(out.code, 0, "{}: {}", p.display(), out.stderr);
+            n += 1;
             continue;
         }
         let cfg = RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));

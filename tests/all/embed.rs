@@ -271,10 +271,12 @@ fn a_missing_model_directory_says_where_to_get_weights() {
 
 /// RouterEval's MLC at CPU settings on every pool of the LLMRouter pickle: 32 tokens, the
 /// encoder frozen (run once per fit), the head (BERT's pooler and the new output layer) trained
-/// for 30 epochs on the mean of the token vectors: better than random everywhere. (Training
+/// for 10 epochs on the mean of the token vectors: better than random everywhere. (Training
 /// through encoder layers is checked below on fewer prompts: every pool with trained layers takes
 /// minutes on 2 cores.) The margin is smallest in all_weak m=3, where the clipped argmax falls
-/// back to candidate 0, the pool's weakest model, whenever no logit is positive.
+/// back to candidate 0, the pool's weakest model, whenever no logit is positive: mu 0.2213
+/// against random's 0.2161 at 10 epochs (0.2284 at 30, which took this test from about 2 to 8
+/// minutes of CI).
 #[test]
 fn mlc_fine_tuned_on_the_prompts_beats_random_in_every_llmrouter_pool() {
     let Some(model) = model("mlc_fine_tuned_on_the_prompts_beats_random_in_every_llmrouter_pool")
@@ -282,7 +284,7 @@ fn mlc_fine_tuned_on_the_prompts_beats_random_in_every_llmrouter_pool() {
         return;
     };
     let spec = format!(
-        "mlc:model={},max_length=32,freeze=6,warmup=0,lr=0.001,pooling=mean,epochs=30",
+        "mlc:model={},max_length=32,freeze=6,warmup=0,lr=0.001,pooling=mean,epochs=10",
         model.display()
     );
     let start = std::time::Instant::now();

@@ -9,6 +9,7 @@ mod embed;
 mod exec;
 mod fixtures;
 mod hostile;
+mod leaderboard;
 mod llmrouter;
 mod native;
 mod pinned;

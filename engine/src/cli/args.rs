@@ -63,6 +63,10 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Show the compiled-plugin cache (entries, sizes, last use, the size cap) or clear it
     Cache(CacheArgs),
+    /// A leaderboard: submitted WebAssembly routers scored in the sandbox on hidden test labels,
+    /// kept in a SQLite database (init, submit, show, export, serve, token, rescore, verify)
+    #[command(subcommand)]
+    Leaderboard(LeaderboardCommand),
     /// Serve one isolated native-plugin evaluation on standard input (the engine runs itself
     /// with this; not for people)
     #[command(name = "__native-worker", hide = true)]
@@ -166,6 +170,184 @@ pub struct CacheArgs {
     /// Remove every compiled plugin (they are compiled again when next used)
     #[arg(long)]
     pub clear: bool,
+}
+
+const LEADERBOARD_EXAMPLES: &str = "\
+Examples:
+  routereval-engine leaderboard init board.db --config configs/leaderboard.toml
+  routereval-engine leaderboard submit board.db --name 'my knn' --author me my_router.wasm
+  routereval-engine leaderboard show board.db
+  routereval-engine leaderboard export board.db --html board.html --json board.json
+  routereval-engine leaderboard token add board.db alice      # prints the secret once
+  routereval-engine leaderboard serve board.db --listen 127.0.0.1:8080
+  routereval-engine leaderboard rescore board.db              # after an engine upgrade
+  routereval-engine leaderboard verify board.db 3 my_router.wasm";
+
+/// `leaderboard` subcommands.
+#[derive(Debug, Subcommand)]
+#[command(after_help = LEADERBOARD_EXAMPLES)]
+pub enum LeaderboardCommand {
+    /// Make a leaderboard database bound to a configuration's datasets (by sha256), pools,
+    /// seeds, public/private split and sandbox policy
+    Init(LbInitArgs),
+    /// Run a WebAssembly component on every pool under the leaderboard's policy and record it
+    /// (the same component with the same parameters is not run twice)
+    Submit(LbSubmitArgs),
+    /// Print the ranking (mean V_B over the pools, ties by fuel), with per-benchmark columns
+    /// and whether neighbours differ significantly
+    Show(LbShowArgs),
+    /// Write the ranking as one self-contained HTML page (sortable, a detail per entry and
+    /// pool) and/or JSON
+    Export(LbExportArgs),
+    /// Serve the ranking and entry pages and a submission API (bearer tokens, a daily quota, a
+    /// size cap, a queue scored one at a time)
+    Serve(LbServeArgs),
+    /// Manage the server's bearer tokens
+    #[command(subcommand)]
+    Token(LbTokenCommand),
+    /// Score every stored submission again and report every number that changed
+    Rescore(LbRescoreArgs),
+    /// Check an entry: the component's sha256 and, run again on the data, every number
+    Verify(LbVerifyArgs),
+    /// Reveal the private part: `show`, `export` and the server rank by it from now on
+    Reveal(LbDbArg),
+}
+
+/// The database argument.
+#[derive(Clone, Debug, Args)]
+pub struct LbDbArg {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+}
+
+/// Options of `leaderboard init`.
+#[derive(Clone, Debug, Args)]
+pub struct LbInitArgs {
+    /// The database to make (must not exist)
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// The leaderboard configuration (see configs/leaderboard.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Options of `leaderboard submit`.
+#[derive(Clone, Debug, Args)]
+pub struct LbSubmitArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// The entry's name (1-64 characters, no control characters)
+    #[arg(long)]
+    pub name: String,
+    /// Who submits it
+    #[arg(long)]
+    pub author: Option<String>,
+    /// A parameter for the router, `KEY=VALUE` (repeatable); part of the entry
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Worker threads (pools run in parallel) [default: all cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// The router: a WebAssembly component (.wasm)
+    #[arg(value_name = "ROUTER.wasm")]
+    pub router: String,
+}
+
+/// Options of `leaderboard show`.
+#[derive(Clone, Debug, Args)]
+pub struct LbShowArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Rank by the private part (the maintainer's view)
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// Options of `leaderboard export`.
+#[derive(Clone, Debug, Args)]
+pub struct LbExportArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Write the page here
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the ranking as JSON here
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Rank by the private part (default: the public part until `reveal`)
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// Options of `leaderboard serve`.
+#[derive(Clone, Debug, Args)]
+pub struct LbServeArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Worker threads for scoring [default: all cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `leaderboard token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LbTokenCommand {
+    /// Make a token and print its secret (once: only its hash is stored)
+    Add(LbTokenArgs),
+    /// Revoke a token
+    Revoke(LbTokenArgs),
+    /// List tokens and their submissions today
+    List(LbDbArg),
+}
+
+/// A token by name.
+#[derive(Clone, Debug, Args)]
+pub struct LbTokenArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// The token's name (who it is for)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Options of `leaderboard rescore`.
+#[derive(Clone, Debug, Args)]
+pub struct LbRescoreArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// Store the new numbers (each submission in one transaction); without it, only report
+    #[arg(long)]
+    pub write: bool,
+    /// Worker threads [default: all cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Options of `leaderboard verify`.
+#[derive(Clone, Debug, Args)]
+pub struct LbVerifyArgs {
+    /// The leaderboard database
+    #[arg(value_name = "DB")]
+    pub db: PathBuf,
+    /// The entry: its number (`3` or `#3`)
+    #[arg(value_name = "ENTRY")]
+    pub entry: String,
+    /// The component the entry claims to be
+    #[arg(value_name = "ROUTER.wasm")]
+    pub router: PathBuf,
+    /// Worker threads [default: all cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Options of `rerun`.

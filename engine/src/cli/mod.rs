@@ -116,6 +116,7 @@ where
         Some(Command::Rerun(args)) => commands::rerun::rerun(&args, registry, io),
         Some(Command::Cache(args)) => commands::cache::cache(&args, io.out),
         Some(Command::Embed(args)) => commands::embed::embed(&args, io.out).map(done),
+        Some(Command::Leaderboard(cmd)) => commands::leaderboard::leaderboard(cmd, io),
         None => commands::run::run(&cli.run, registry, io),
     };
     match result {

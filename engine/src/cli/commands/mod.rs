@@ -4,6 +4,7 @@ pub mod build_dataset;
 pub mod cache;
 pub mod embed;
 pub mod inspect;
+pub mod leaderboard;
 pub mod merge;
 pub mod rerun;
 pub mod routers;

@@ -153,6 +153,11 @@ fn baselines_and_hostile_routers_are_ranked_or_failed_with_their_kinds() {
         let out = submit(dir, name, &wasm(stem), &[]);
         assert_eq!(out.code, 0, "{name}: {}{}", out.stdout, out.stderr);
         assert!(out.stdout.contains("scored: mean V_B"), "{}", out.stdout);
+        assert!(
+            out.stderr.contains("[6/6] llmrouter easy m="),
+            "progress: {}",
+            out.stderr
+        );
     }
     // Hostile components: recorded as failed, each with its kind; a file read is denied.
     let label_file = shared("llmrouter/llmrouter_router_dataset.pkl")
@@ -397,6 +402,11 @@ fn baselines_and_hostile_routers_are_ranked_or_failed_with_their_kinds() {
         "{}",
         out.stdout
     );
+    // Revealing the private part: show ranks by it from then on.
+    let out = engine(dir, &["leaderboard", "reveal", "board.db"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown = engine(dir, &["leaderboard", "show", "board.db"]);
+    assert_eq!(ranked(&shown.stdout).0, p_entries);
     assert_eq!(d.integrity_check().unwrap(), "ok");
 }
 
@@ -952,6 +962,20 @@ fn the_server_takes_submissions_with_tokens_quotas_caps_and_survives_a_kill() {
     }
     let api: Value =
         serde_json::from_str(&http(&addr, "GET", "/api/leaderboard", &[], b"").1).unwrap();
+    // A revoked token is refused.
+    let out = engine(
+        dir,
+        &["leaderboard", "token", "revoke", "board.db", "alice"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (code, _) = http(
+        &addr,
+        "POST",
+        "/api/submissions?name=late",
+        &[("Authorization", &auth)],
+        &knn,
+    );
+    assert_eq!(code, 401);
     let entries = api["entries"].as_array().unwrap();
     assert!(
         entries.iter().any(|e| e["submission"]["name"] == name),

@@ -390,6 +390,19 @@ impl Db {
         }
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open leaderboard `{}`", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        // Schema 0 is a database this engine did not make: never write into someone else's
+        // (not even its journal mode).
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .with_context(|| format!("`{}` is not a SQLite database", path.display()))?;
+        if version == 0 {
+            bail!(
+                "`{}` is a SQLite database but not a leaderboard (make one with `leaderboard \
+                 init`)",
+                path.display()
+            );
+        }
         configure(&conn)
             .with_context(|| format!("`{}` is not a SQLite database", path.display()))?;
         migrate(&mut conn, path)?;

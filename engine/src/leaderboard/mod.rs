@@ -153,7 +153,7 @@ pub fn thread_pool(config: &BoardConfig, threads: Option<usize>) -> Result<rayon
 }
 
 /// Scores `component` with `params` (canonical spec) on `board`: the bytes go to a private
-/// temporary file for the loader, removed afterwards.
+/// temporary file for the loader, removed afterwards. `on_pool` hears of each pool as it ends.
 ///
 /// # Errors
 /// The temporary file cannot be written, or the parameters do not parse.
@@ -162,6 +162,7 @@ pub fn score_bytes(
     host: &Arc<WasmHost>,
     component: &[u8],
     params: &str,
+    on_pool: &(dyn Fn(&PoolRecord, &score::PoolScore) + Sync),
 ) -> Result<Scoring> {
     let params = Params::parse(params, board.config.seed)
         .map_err(|e| anyhow::anyhow!("stored parameters `{params}`: {e}"))?;
@@ -174,7 +175,7 @@ pub fn score_bytes(
     let path = dir.join("submission.wasm");
     let written = std::fs::write(&path, component)
         .with_context(|| format!("cannot write `{}`", path.display()));
-    let scoring = written.map(|()| board.score(host, &path, &params));
+    let scoring = written.map(|()| board.score(host, &path, &params, on_pool));
     let _ = std::fs::remove_dir_all(&dir);
     scoring
 }
@@ -185,6 +186,25 @@ pub fn score_bytes(
 /// A dataset is missing or changed.
 pub fn load_board(db: &Db) -> Result<Board> {
     Board::load(db.config()?, db.datasets()?, db.pools()?)
+}
+
+/// A progress line for one finished pool: `llmrouter easy m=3 all_weak: mu 0.4512 (public),
+/// 1.2 s` or its failure kind.
+pub fn pool_line(rec: &PoolRecord, p: &score::PoolScore) -> String {
+    match &p.outcome {
+        Ok((public, _, _)) => format!(
+            "{}: mu {:.4} (public), {:.1} s",
+            rec.label(),
+            public.mu,
+            p.seconds
+        ),
+        Err(f) => format!(
+            "{}: failed ({}), {:.1} s",
+            rec.label(),
+            f.kind.as_str(),
+            p.seconds
+        ),
+    }
 }
 
 /// One number that differs between a stored scoring and a new one.

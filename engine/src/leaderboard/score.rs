@@ -304,12 +304,15 @@ impl Board {
     }
 
     /// Scores the component at `path` with `params` on every pool, in parallel on the current
-    /// rayon pool.
-    ///
-    /// # Errors
-    /// Only the engine's own (a file it cannot write); the component's failures are in the
-    /// scoring.
-    pub fn score(&self, host: &Arc<WasmHost>, path: &Path, params: &Params) -> Scoring {
+    /// rayon pool; `on_pool` hears of each pool as it finishes (progress). The component's
+    /// failures are in the scoring.
+    pub fn score(
+        &self,
+        host: &Arc<WasmHost>,
+        path: &Path,
+        params: &Params,
+        on_pool: &(dyn Fn(&PoolRecord, &PoolScore) + Sync),
+    ) -> Scoring {
         let start = Instant::now();
         let plugin = match WasmPlugin::load(host, path) {
             Ok(p) => p,
@@ -339,7 +342,11 @@ impl Board {
         let pools: Vec<PoolScore> = self
             .pools
             .par_iter()
-            .map(|(d, p, rec)| self.score_pool(&plugin, params, *d, *p, rec.id))
+            .map(|(d, p, rec)| {
+                let score = self.score_pool(&plugin, params, *d, *p, rec.id);
+                on_pool(rec, &score);
+                score
+            })
             .collect();
         Scoring {
             router_name: plugin.name().to_string(),

@@ -316,10 +316,14 @@ fn worker(
         match db.claim_next() {
             Ok(Some(id)) => {
                 say(format!("scoring submission {id}"));
-                match db
-                    .component(id)
-                    .and_then(|(c, p)| crate::leaderboard::score_bytes(&board, &host, &c, &p))
-                {
+                match db.component(id).and_then(|(c, p)| {
+                    crate::leaderboard::score_bytes(&board, &host, &c, &p, &|rec, p| {
+                        say(format!(
+                            "  submission {id}: {}",
+                            crate::leaderboard::pool_line(rec, p)
+                        ));
+                    })
+                }) {
                     Ok(s) => match db.record(id, &s) {
                         Ok(()) => say(format!(
                             "submission {id}: {}",

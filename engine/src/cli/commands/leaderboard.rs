@@ -2,6 +2,8 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -11,8 +13,9 @@ use crate::cli::args::{
 use crate::cli::{ExitStatus, Io};
 use crate::leaderboard::config::BoardConfig;
 use crate::leaderboard::db::Db;
+use crate::leaderboard::db::PoolRecord;
 use crate::leaderboard::rank::Ranking;
-use crate::leaderboard::score::{Part, Scoring};
+use crate::leaderboard::score::{Part, PoolScore, Scoring};
 use crate::leaderboard::{self as lb, intake};
 
 /// Runs one `leaderboard` subcommand.
@@ -84,6 +87,23 @@ pub fn leaderboard(cmd: LeaderboardCommand, io: &mut Io<'_>) -> Result<ExitStatu
     }
 }
 
+/// A progress printer for scoring: one line per finished pool on `err`, `[k/n]`.
+fn progress_printer<'a, 'b, W: Write + Send + ?Sized>(
+    err: &'a Mutex<&'b mut W>,
+    n: usize,
+) -> impl Fn(&PoolRecord, &PoolScore) + Sync + 'a {
+    let done = AtomicUsize::new(0);
+    move |rec, p| {
+        let k = done.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut e = err.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(
+            e,
+            "  [{k}/{n}] {}",
+            crate::util::terminal_safe(&lb::pool_line(rec, p))
+        );
+    }
+}
+
 fn summary(s: &Scoring) -> String {
     let kinds = s.error_kinds();
     if kinds.is_empty() {
@@ -150,7 +170,11 @@ fn submit(a: &LbSubmitArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
         crate::util::terminal_safe(&a.name),
         board.pools.len()
     );
-    let scoring = pool.install(|| lb::score_bytes(&board, &host, &new.component, &new.params))?;
+    let scoring = {
+        let err = Mutex::new(&mut *io.err);
+        let progress = progress_printer(&err, board.pools.len());
+        pool.install(|| lb::score_bytes(&board, &host, &new.component, &new.params, &progress))?
+    };
     match db.insert_scored(&new, &scoring)? {
         Ok(id) => {
             writeln!(io.out, "entry #{id}: {}", summary(&scoring))?;
@@ -252,7 +276,11 @@ fn rescore(a: &LbRescoreArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
             crate::util::terminal_safe(&s.name)
         );
         let (component, params) = db.component(s.id)?;
-        let scoring = pool.install(|| lb::score_bytes(&board, &host, &component, &params))?;
+        let scoring = {
+            let err = Mutex::new(&mut *io.err);
+            let progress = progress_printer(&err, board.pools.len());
+            pool.install(|| lb::score_bytes(&board, &host, &component, &params, &progress))?
+        };
         let changes = lb::compare(&pools, &s, &db.results(s.id)?, &scoring);
         checked += 1;
         if !changes.is_empty() {
@@ -322,7 +350,11 @@ fn verify(a: &LbVerifyArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
     let (cfg, records, pool_records) = (db.config()?, db.datasets()?, db.pools()?);
     let board = pool.install(|| lb::score::Board::load(cfg, records, pool_records))?;
     let host = lb::host(&config)?;
-    let scoring = pool.install(|| lb::score_bytes(&board, &host, &bytes, &s.params))?;
+    let scoring = {
+        let err = Mutex::new(&mut *io.err);
+        let progress = progress_printer(&err, board.pools.len());
+        pool.install(|| lb::score_bytes(&board, &host, &bytes, &s.params, &progress))?
+    };
     let changes = lb::compare(&db.pools()?, &s, &db.results(id)?, &scoring);
     if changes.is_empty() {
         writeln!(

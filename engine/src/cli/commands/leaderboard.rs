@@ -88,8 +88,8 @@ pub fn leaderboard(cmd: LeaderboardCommand, io: &mut Io<'_>) -> Result<ExitStatu
 }
 
 /// A progress printer for scoring: one line per finished pool on `err`, `[k/n]`.
-fn progress_printer<'a, 'b, W: Write + Send + ?Sized>(
-    err: &'a Mutex<&'b mut W>,
+fn progress_printer<'a, W: Write + Send + ?Sized>(
+    err: &'a Mutex<&mut W>,
     n: usize,
 ) -> impl Fn(&PoolRecord, &PoolScore) + Sync + 'a {
     let done = AtomicUsize::new(0);

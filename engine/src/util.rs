@@ -197,3 +197,22 @@ mod write_tests {
         assert!(!std::path::Path::new("/dev/null.tmp").exists());
     }
 }
+
+/// What built this engine, for manifests: its name, version and git revision.
+pub fn engine_json() -> serde_json::Value {
+    serde_json::json!({
+        "name": "routereval-engine",
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_revision": option_env!("ROUTEREVAL_GIT_REVISION"),
+    })
+}
+
+/// The machine the numbers were computed on, for manifests: architecture, OS and the kernels'
+/// instruction set.
+pub fn cpu_json() -> serde_json::Value {
+    serde_json::json!({
+        "arch": std::env::consts::ARCH,
+        "os": std::env::consts::OS,
+        "kernels": routereval_kernels::instruction_set(),
+    })
+}

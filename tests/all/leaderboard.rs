@@ -410,29 +410,10 @@ fn baselines_and_hostile_routers_are_ranked_or_failed_with_their_kinds() {
     assert_eq!(d.integrity_check().unwrap(), "ok");
 }
 
-/// The `routereval-sdk` command (`$ROUTEREVAL_SDK_BIN`, else on the PATH).
-fn sdk_command() -> Option<PathBuf> {
-    std::env::var_os("ROUTEREVAL_SDK_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|d| d.join("routereval-sdk"))
-                    .find(|p| p.is_file())
-            })
-        })
-        .filter(|p| p.is_file())
-}
-
 #[test]
 fn a_python_router_is_an_entry_and_cannot_read_the_labels_or_the_database() {
     let test = "a_python_router_is_an_entry_and_cannot_read_the_labels_or_the_database";
-    let Some(sdk) = sdk_command() else {
-        skip(
-            test,
-            "the Python SDK is not installed (pip install ./sdk/python; set ROUTEREVAL_SDK_BIN)",
-        );
+    let Some(sdk) = crate::python_sdk::sdk_command(test) else {
         return;
     };
     let tmp = TempDir::new("lb-python");

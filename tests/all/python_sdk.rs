@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::util::{TempDir, close, root, run_binary_in, shared, skip};
 
 /// The `routereval-sdk` command, or `None` (the test skips).
-fn sdk_command(test: &str) -> Option<PathBuf> {
+pub(crate) fn sdk_command(test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("ROUTEREVAL_SDK_BIN")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

@@ -42,7 +42,7 @@ impl ContestantSpec {
     }
 }
 
-pub use crate::data::load::dataset_checksums;
+pub use crate::data::inspect::dataset_checksums;
 
 fn contestant_identity(c: &SharedContestant) -> Json {
     let mut id = json!({ "label": c.label(), "kind": c.kind() });
@@ -153,11 +153,7 @@ pub fn manifest_json(
 ) -> Json {
     let plugins: Vec<Json> = contestants.iter().filter_map(|c| c.provenance()).collect();
     json!({
-        "engine": {
-            "name": "routereval-engine",
-            "version": env!("CARGO_PKG_VERSION"),
-            "git_revision": option_env!("ROUTEREVAL_GIT_REVISION"),
-        },
+        "engine": crate::util::engine_json(),
         "sdk_version": routereval_sdk::SDK_VERSION,
         "wit": routereval_sdk::abi::WIT_PACKAGE,
         "seed": plan.seed,
@@ -180,11 +176,7 @@ pub fn manifest_json(
         "isolate": format!("{:?}", plan.isolate).to_lowercase(),
         "trusted_plugins": plan.trusted,
         "threads": threads,
-        "cpu": {
-            "arch": std::env::consts::ARCH,
-            "os": std::env::consts::OS,
-            "kernels": routereval_kernels::instruction_set(),
-        },
+        "cpu": crate::util::cpu_json(),
         "statistics": stats,
     })
 }

@@ -4,6 +4,9 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 
 use serde::Serialize;
 
@@ -218,4 +221,24 @@ pub fn to_text(r: &Report) -> String {
          fractional training scores)"
     );
     s
+}
+
+/// The sha256 of each dataset's file (of the embedded bytes for the embedded data).
+///
+/// # Errors
+/// A dataset file cannot be read again.
+pub fn dataset_checksums(datasets: &[RouterDataset]) -> Result<Vec<String>> {
+    use rayon::prelude::*;
+    datasets
+        .par_iter()
+        .map(|d| {
+            if d.source.starts_with("embedded:") {
+                return Ok(crate::util::sha256_hex(
+                    crate::data::embedded::LLMROUTER_PICKLE,
+                ));
+            }
+            crate::util::file_sha256(Path::new(&d.source))
+                .with_context(|| format!("cannot read dataset `{}` to checksum it", d.source))
+        })
+        .collect()
 }

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::leaderboard::config::BoardConfig;
+pub use crate::leaderboard::score::{DatasetRecord, PoolRecord};
 use crate::leaderboard::score::{Part, PartScore, Scoring};
 
 /// The schema, one migration per version (`user_version` = how many have run).
@@ -94,49 +95,8 @@ CREATE TABLE results (
 );
 "];
 
-/// One dataset the leaderboard is bound to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DatasetRecord {
-    /// Its benchmark.
-    pub benchmark: String,
-    /// The absolute path, or `embedded:llmrouter`.
-    pub source: String,
-    /// The file's sha256.
-    pub sha256: String,
-    /// Test queries.
-    pub test_rows: usize,
-    /// The public part of the test set (sorted row indices).
-    #[serde(skip)]
-    pub public_rows: Vec<u32>,
-}
-
 /// One stored reference bound: `(pool, bound, part, vb, mu)`.
 pub type BoundRecord = (i64, String, String, Option<f64>, f64);
-
-/// One pool of the leaderboard.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PoolRecord {
-    /// Its id.
-    pub id: i64,
-    /// Its benchmark.
-    pub benchmark: String,
-    /// `easy` or `hard`.
-    pub difficulty: String,
-    /// Candidates.
-    pub m: usize,
-    /// Group.
-    pub group: String,
-}
-
-impl PoolRecord {
-    /// `gsm8k easy m=3 all_strong`.
-    pub fn label(&self) -> String {
-        format!(
-            "{} {} m={} {}",
-            self.benchmark, self.difficulty, self.m, self.group
-        )
-    }
-}
 
 /// A submission as it enters the database.
 #[derive(Clone, Debug)]
@@ -492,6 +452,19 @@ impl Db {
         Ok(self.meta("revealed_at")?.is_some())
     }
 
+    /// The part to rank by: the private one when asked for (`--private`) or revealed, else the
+    /// public one.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn shown_part(&self, private: bool) -> Result<Part> {
+        Ok(if private || self.revealed()? {
+            Part::Private
+        } else {
+            Part::Public
+        })
+    }
+
     /// Marks the private part revealed (the pages and the API show it from now on).
     ///
     /// # Errors
@@ -715,15 +688,13 @@ impl Db {
         Ok(())
     }
 
-    /// Records a submission and its scoring in one transaction (the command line's `submit`).
-    /// `Ok(Err(existing))` when a submission of the same identity landed meanwhile.
-    ///
-    /// # Errors
-    /// A database error.
-    pub fn insert_scored(
+    /// Inserts `new` with `status` unless its identity is known (`Ok(Err(existing))`), with the
+    /// scoring when given: the check and the writes in one transaction.
+    fn insert_unless_known(
         &mut self,
         new: &NewSubmission,
-        s: &Scoring,
+        status: &str,
+        scoring: Option<&Scoring>,
     ) -> Result<std::result::Result<i64, Submission>> {
         let tx = self
             .conn
@@ -738,34 +709,33 @@ impl Db {
         {
             return Ok(Err(existing));
         }
-        let id = Self::insert_new(&tx, new, "running")?;
-        Self::write_scoring(&tx, id, s)?;
+        let id = Self::insert_new(&tx, new, status)?;
+        if let Some(s) = scoring {
+            Self::write_scoring(&tx, id, s)?;
+        }
         tx.commit()?;
         Ok(Ok(id))
     }
 
-    /// Queues a submission (the server's); `Ok(Err(existing))` for a known identity, and
-    /// `Ok(Err(..))` is checked in the same transaction as the insert.
+    /// Records a submission and its scoring in one transaction (the command line's `submit`).
+    /// `Ok(Err(existing))` when a submission of the same identity landed meanwhile.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn insert_scored(
+        &mut self,
+        new: &NewSubmission,
+        s: &Scoring,
+    ) -> Result<std::result::Result<i64, Submission>> {
+        self.insert_unless_known(new, "running", Some(s))
+    }
+
+    /// Queues a submission (the server's); `Ok(Err(existing))` for a known identity.
     ///
     /// # Errors
     /// A database error.
     pub fn enqueue(&mut self, new: &NewSubmission) -> Result<std::result::Result<i64, Submission>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if let Some(existing) = tx
-            .query_row(
-                &format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE identity = ?1"),
-                [new.identity()],
-                submission_of,
-            )
-            .optional()?
-        {
-            return Ok(Err(existing));
-        }
-        let id = Self::insert_new(&tx, new, "queued")?;
-        tx.commit()?;
-        Ok(Ok(id))
+        self.insert_unless_known(new, "queued", None)
     }
 
     /// Puts back in the queue what was being scored when the server stopped.

@@ -55,7 +55,7 @@ pub fn init(db_path: &Path, config: &BoardConfig) -> Result<(Db, Board)> {
     for p in &config.data.datasets {
         datasets.extend(crate::data::load::load_path(p)?);
     }
-    let sha = crate::data::load::dataset_checksums(&datasets)?;
+    let sha = crate::data::inspect::dataset_checksums(&datasets)?;
     let sel = config.pools.selection();
     let mut records = Vec::new();
     let mut pools = Vec::new();

@@ -22,8 +22,48 @@ use crate::eval::stats::{Resampler, derive_seed, interval};
 use crate::eval::validate::validate;
 use crate::failure::{Failure, FailureKind};
 use crate::leaderboard::config::BoardConfig;
-use crate::leaderboard::db::{DatasetRecord, PoolRecord};
 use crate::plugin::wasm::{WasmHost, WasmPlugin};
+
+/// One dataset the leaderboard is bound to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatasetRecord {
+    /// Its benchmark.
+    pub benchmark: String,
+    /// The absolute path, or `embedded:llmrouter`.
+    pub source: String,
+    /// The file's sha256.
+    pub sha256: String,
+    /// Test queries.
+    pub test_rows: usize,
+    /// The public part of the test set (sorted row indices).
+    #[serde(skip)]
+    pub public_rows: Vec<u32>,
+}
+
+/// One pool of the leaderboard.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PoolRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its benchmark.
+    pub benchmark: String,
+    /// `easy` or `hard`.
+    pub difficulty: String,
+    /// Candidates.
+    pub m: usize,
+    /// Group.
+    pub group: String,
+}
+
+impl PoolRecord {
+    /// `gsm8k easy m=3 all_strong`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} m={} {}",
+            self.benchmark, self.difficulty, self.m, self.group
+        )
+    }
+}
 
 /// The two parts of every test set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,11 +309,7 @@ impl Board {
     /// The manifest stored with each scoring.
     pub fn manifest(&self, params: &Params) -> Json {
         json!({
-            "engine": {
-                "name": "routereval-engine",
-                "version": env!("CARGO_PKG_VERSION"),
-                "git_revision": option_env!("ROUTEREVAL_GIT_REVISION"),
-            },
+            "engine": crate::util::engine_json(),
             "sdk_version": routereval_sdk::SDK_VERSION,
             "wit": routereval_sdk::abi::WIT_PACKAGE,
             "seed": params.seed(),
@@ -284,11 +320,7 @@ impl Board {
             "sandbox": serde_json::to_value(&self.config.sandbox).unwrap_or(Json::Null),
             "statistics": self.config.statistics,
             "split": serde_json::to_value(&self.config.split).unwrap_or(Json::Null),
-            "cpu": {
-                "arch": std::env::consts::ARCH,
-                "os": std::env::consts::OS,
-                "kernels": routereval_kernels::instruction_set(),
-            },
+            "cpu": crate::util::cpu_json(),
         })
     }
 

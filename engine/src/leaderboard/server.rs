@@ -34,7 +34,7 @@ use serde_json::json;
 use crate::leaderboard::db::Db;
 use crate::leaderboard::intake;
 use crate::leaderboard::rank::Ranking;
-use crate::leaderboard::score::{Board, Part};
+use crate::leaderboard::score::Board;
 use crate::plugin::wasm::WasmHost;
 
 struct Shared {
@@ -55,18 +55,9 @@ fn internal(e: &anyhow::Error) -> Response {
     json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))
 }
 
-fn visible_part(db: &Db) -> Result<Part> {
-    Ok(if db.revealed()? {
-        Part::Private
-    } else {
-        Part::Public
-    })
-}
-
 fn ranking(state: &Shared) -> Result<Ranking> {
     let db = state.db.lock().unwrap_or_else(|e| e.into_inner());
-    let part = visible_part(&db)?;
-    Ranking::build(&db, part)
+    Ranking::build(&db, db.shown_part(false)?)
 }
 
 async fn index(State(state): State<AppState>) -> Response {

@@ -56,12 +56,7 @@ pub fn leaderboard(cmd: LeaderboardCommand, io: &mut Io<'_>) -> Result<ExitStatu
         LeaderboardCommand::Submit(a) => submit(&a, io),
         LeaderboardCommand::Show(a) => {
             let db = Db::open(&a.db)?;
-            let part = if a.private || db.revealed()? {
-                Part::Private
-            } else {
-                Part::Public
-            };
-            let r = Ranking::build(&db, part)?;
+            let r = Ranking::build(&db, db.shown_part(a.private)?)?;
             write!(io.out, "{}", r.to_text())?;
             Ok(ExitStatus::Success)
         }
@@ -201,12 +196,7 @@ fn export(a: &LbExportArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
         bail!("give --html FILE and/or --json FILE");
     }
     let db = Db::open(&a.db)?;
-    let part = if a.private || db.revealed()? {
-        Part::Private
-    } else {
-        Part::Public
-    };
-    let r = Ranking::build(&db, part)?;
+    let r = Ranking::build(&db, db.shown_part(a.private)?)?;
     if let Some(p) = &a.html {
         crate::util::write_atomically(p, lb::html::export_page(&r).as_bytes())?;
         writeln!(io.out, "wrote {}", p.display())?;

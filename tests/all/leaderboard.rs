@@ -998,6 +998,10 @@ fn a_board_over_two_benchmarks_has_their_columns_and_is_bound_to_their_files() {
         let out = submit(dir, name, &wasm(stem), &[]);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     }
+    // The same router under its default parameter spelled out: another entry, the same numbers,
+    // ranked after the first (same V_B and fuel: the earlier entry first), and no difference.
+    let out = submit(dir, "knn k=5", &wasm("routereval_plugin_knn"), &["k=5"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let show = engine(dir, &["leaderboard", "show", "board.db"]);
     let header = show.stdout.lines().find(|l| l.starts_with("rank")).unwrap();
     assert!(
@@ -1041,8 +1045,25 @@ fn a_board_over_two_benchmarks_has_their_columns_and_is_bound_to_their_files() {
             "{per} {e}"
         );
         assert!(e["p_vs_next"].is_null() || e["p_vs_next"].as_f64().unwrap() <= 1.0);
+        let (lo, hi) = (
+            e["mean_vb_ci"][0].as_f64().unwrap(),
+            e["mean_vb_ci"][1].as_f64().unwrap(),
+        );
+        assert!(lo < mean && mean < hi, "{lo} {mean} {hi}");
     }
+    let names: Vec<&str> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["submission"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["linear", "knn", "knn k=5"]);
     assert!(doc["entries"][0]["p_vs_next"].is_number());
+    assert_eq!(
+        doc["entries"][1]["p_vs_next"], 1.0,
+        "identical routings do not differ"
+    );
+    assert_eq!(doc["entries"][1]["mean_vb"], doc["entries"][2]["mean_vb"]);
     // A changed dataset file: every later scoring refuses, naming the file.
     let f = dir.join("synth_router_dataset.pkl");
     let mut bytes = std::fs::read(&f).unwrap();
@@ -1060,5 +1081,5 @@ fn a_board_over_two_benchmarks_has_their_columns_and_is_bound_to_their_files() {
     );
     let out = engine(dir, &["leaderboard", "rescore", "board.db"]);
     assert_eq!(out.code, 2);
-    assert_eq!(Db::open(&db).unwrap().submissions().unwrap().len(), 2);
+    assert_eq!(Db::open(&db).unwrap().submissions().unwrap().len(), 3);
 }

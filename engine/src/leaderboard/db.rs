@@ -864,6 +864,22 @@ impl Db {
         )?)
     }
 
+    /// A key that changes whenever what a ranking shows changes (a submission added, claimed,
+    /// scored or rescored; the private part revealed): what the server caches its ranking by.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn change_key(&self) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) || '/' || coalesce(max(id), 0) || '/' || \
+             coalesce(sum(attempts), 0) || '/' || coalesce(sum(status = 'running'), 0) || '/' || \
+             coalesce(sum(status = 'scored'), 0) || '/' || coalesce(max(scored_at), '') || '/' || \
+             coalesce((SELECT value FROM meta WHERE key = 'revealed_at'), '') FROM submissions",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// `PRAGMA integrity_check`'s answer (`ok` when sound).
     ///
     /// # Errors

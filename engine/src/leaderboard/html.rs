@@ -53,11 +53,12 @@ tr.failed td{color:#8a2a2a}
 .tag{display:inline-block;padding:0 .4rem;border-radius:.6rem;font-size:.8rem;background:#eef1f6}
 .sig{background:#dff3e4;color:#17622e}
 .ns{background:#f3f0df;color:#6b5d12}
+td.ci{color:#5b6475;font-size:.85rem}
 .hash{font-family:ui-monospace,monospace;font-size:.8rem;color:#5b6475}
 section.entry{border-top:2px solid #e3e6ec;margin-top:2rem}
 pre{background:#f4f6f9;padding:.6rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 a{color:#1f5fbf}
-table.failed td,table.pools td:last-child{white-space:normal;word-break:break-word}
+table.failed td:last-child,table.pools td:last-child{white-space:normal;word-break:break-word}
 "#;
 
 // Sorts a table by the clicked header: cells carry their sort key in `data-v` (numbers) or
@@ -129,7 +130,8 @@ fn ranking_body(r: &Ranking, links: Links) -> String {
     let _ = write!(
         h,
         "<th class=\"sortable num\">rank</th><th class=\"sortable\">name</th>\
-         <th class=\"sortable\">author</th><th class=\"sortable num\">mean V_B</th>"
+         <th class=\"sortable\">author</th><th class=\"sortable num\">mean V_B</th>\
+         <th class=\"ci\">interval</th>"
     );
     let per_benchmark = r.benchmarks.len() > 1;
     if per_benchmark {
@@ -146,13 +148,14 @@ fn ranking_body(r: &Ranking, links: Links) -> String {
         let _ = write!(
             h,
             "<tr class=\"entry\" data-entry=\"{id}\"><td class=\"num\" data-v=\"{rank}\">{rank}</td>\
-             <td><a href=\"{href}\">{name}</a></td><td>{author}</td>{vb}",
+             <td><a href=\"{href}\">{name}</a></td><td>{author}</td>{vb}<td class=\"ci\">{ci}</td>",
             id = s.id,
             rank = e.rank,
             href = entry_href(e, links),
             name = escape(&s.name),
             author = escape(s.author.as_deref().unwrap_or("")),
-            vb = num(e.mean_vb)
+            vb = num(e.mean_vb),
+            ci = ci(e.mean_vb_ci),
         );
         if per_benchmark {
             for v in &e.per_benchmark {
@@ -179,7 +182,7 @@ fn ranking_body(r: &Ranking, links: Links) -> String {
     for b in &r.bounds {
         let _ = write!(
             h,
-            "<tr class=\"bound\"><td></td><td>{} (bound)</td><td>engine</td>{}",
+            "<tr class=\"bound\"><td></td><td>{} (bound)</td><td>engine</td>{}<td></td>",
             escape(&b.name),
             num(b.mean_vb)
         );

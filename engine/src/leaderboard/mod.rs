@@ -336,6 +336,7 @@ pub fn ranking_json(r: &Ranking) -> Json {
             "rank": e.rank,
             "submission": submission_json(&e.submission, r.part == Part::Private),
             "mean_vb": e.mean_vb,
+            "mean_vb_ci": e.mean_vb_ci,
             "per_benchmark": r.benchmarks.iter().zip(&e.per_benchmark)
                 .map(|(b, v)| (b.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "p_vs_next": e.p_vs_next,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::eval::stats::{derive_seed, paired_p_value};
+use crate::eval::stats::{Resampler, derive_seed, interval, paired_p_value};
 use crate::leaderboard::db::{Db, PoolRecord, ResultRow, Submission};
 use crate::leaderboard::score::{BEST_SINGLE, Part};
 
@@ -44,6 +44,8 @@ pub struct Entry {
     pub submission: Submission,
     /// Mean V_B over the pools on the part.
     pub mean_vb: Option<f64>,
+    /// Its bootstrap interval (each benchmark's part resampled as for the pools' intervals).
+    pub mean_vb_ci: Option<(f64, f64)>,
     /// Mean V_B per benchmark (in [`Ranking::benchmarks`] order).
     pub per_benchmark: Vec<Option<f64>>,
     /// Per-pool results (in [`Ranking::pools`] order).
@@ -209,6 +211,7 @@ impl Ranking {
                 rank: 0,
                 submission: s,
                 mean_vb,
+                mean_vb_ci: None,
                 per_benchmark,
                 results,
                 p_vs_next: None,
@@ -234,7 +237,7 @@ impl Ranking {
         for (i, e) in entries.iter_mut().enumerate() {
             e.rank = i + 1;
         }
-        // Neighbour comparisons.
+        // Intervals of the mean and neighbour comparisons, from the per-query scores.
         let stats = config.statistics;
         if stats.replicates > 0 {
             // The pools that enter the mean (those with a best single model above 0).
@@ -243,7 +246,18 @@ impl Ranking {
                 .filter(|p| best.get(&p.id).is_some_and(|&b| b > 0.0))
                 .count()
                 .max(1);
-            let units = |e: &Entry| -> Option<Vec<f64>> {
+            // Each benchmark's part resampled as the per-pool intervals are (same seeds), so the
+            // mean's replicates are the average of the pools' replicates.
+            let resamplers: Vec<Resampler> = benchmarks
+                .iter()
+                .map(|b| {
+                    let seed = derive_seed(stats.seed, &[b, part.as_str()]);
+                    Resampler::new(in_part(b).len(), stats.replicates, seed)
+                })
+                .collect();
+            // Per benchmark, per query of the part: the query's share of the mean V_B times the
+            // benchmark's query count (`sum over pools of score / (best * pools)`).
+            let contributions = |e: &Entry| -> Option<Vec<Vec<f64>>> {
                 let mut out = Vec::new();
                 for b in &benchmarks {
                     let rows = in_part(b);
@@ -259,11 +273,33 @@ impl Ranking {
                             *a += scores.get(q)? * w;
                         }
                     }
-                    out.extend(acc);
+                    out.push(acc);
                 }
                 Some(out)
             };
-            let all: Vec<Option<Vec<f64>>> = entries.iter().map(units).collect();
+            let all: Vec<Option<Vec<Vec<f64>>>> = entries.iter().map(contributions).collect();
+            for (e, c) in entries.iter_mut().zip(&all) {
+                let Some(c) = c else { continue };
+                let mut reps = vec![0.0f64; stats.replicates];
+                for (acc, r) in c.iter().zip(&resamplers) {
+                    if r.is_empty() {
+                        continue;
+                    }
+                    for (x, m) in reps.iter_mut().zip(r.means(acc)) {
+                        *x += m;
+                    }
+                }
+                e.mean_vb_ci = interval(&reps, stats.level);
+            }
+            // The paired test's units: (benchmark, query), each its exact share of the mean.
+            let units = |c: &Vec<Vec<f64>>| -> Vec<f64> {
+                c.iter()
+                    .flat_map(|acc| {
+                        let n = acc.len().max(1) as f64;
+                        acc.iter().map(move |v| v / n)
+                    })
+                    .collect()
+            };
             for i in 0..entries.len().saturating_sub(1) {
                 if let (Some(a), Some(b)) = (&all[i], &all[i + 1]) {
                     let seed = derive_seed(
@@ -275,7 +311,8 @@ impl Ranking {
                             part.as_str(),
                         ],
                     );
-                    entries[i].p_vs_next = Some(paired_p_value(a, b, stats.replicates, seed).0);
+                    entries[i].p_vs_next =
+                        Some(paired_p_value(&units(a), &units(b), stats.replicates, seed).0);
                 }
             }
         }
@@ -313,6 +350,7 @@ impl Ranking {
             "name".into(),
             "author".into(),
             "mean V_B".into(),
+            "interval".into(),
         ];
         if self.benchmarks.len() > 1 {
             head.extend(self.benchmarks.iter().cloned());
@@ -335,6 +373,8 @@ impl Ranking {
                 clip(&e.submission.name),
                 clip(e.submission.author.as_deref().unwrap_or("-")),
                 fmt(e.mean_vb),
+                e.mean_vb_ci
+                    .map_or(String::new(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]")),
             ];
             if self.benchmarks.len() > 1 {
                 r.extend(e.per_benchmark.iter().map(|v| fmt(*v)));
@@ -355,6 +395,7 @@ impl Ranking {
                 format!("{} (bound)", b.name),
                 String::new(),
                 fmt(b.mean_vb),
+                String::new(),
             ];
             if self.benchmarks.len() > 1 {
                 r.extend(b.per_benchmark.iter().map(|v| fmt(*v)));

@@ -39,6 +39,12 @@ use crate::plugin::wasm::WasmHost;
 
 struct Shared {
     db: Mutex<Db>,
+    /// The database file: pages open their own connection, so a slow ranking never holds up
+    /// a submission.
+    path: PathBuf,
+    /// The last ranking built and the database's change key then: pages are served from it
+    /// until something changes (the neighbour tests cost seconds on a large board).
+    cache: Mutex<Option<(String, Arc<Ranking>)>>,
     max_bytes: usize,
     quota: u32,
     seed: u64,
@@ -55,9 +61,17 @@ fn internal(e: &anyhow::Error) -> Response {
     json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))
 }
 
-fn ranking(state: &Shared) -> Result<Ranking> {
-    let db = state.db.lock().unwrap_or_else(|e| e.into_inner());
-    Ranking::build(&db, db.shown_part(false)?)
+fn ranking(state: &Shared) -> Result<Arc<Ranking>> {
+    let db = Db::open(&state.path)?;
+    let key = db.change_key()?;
+    if let Some((k, r)) = &*state.cache.lock().unwrap_or_else(|e| e.into_inner())
+        && *k == key
+    {
+        return Ok(r.clone());
+    }
+    let r = Arc::new(Ranking::build(&db, db.shown_part(false)?)?);
+    *state.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, r.clone()));
+    Ok(r)
 }
 
 async fn index(State(state): State<AppState>) -> Response {
@@ -376,6 +390,8 @@ pub fn serve(
     let log = Arc::new(Mutex::new(out));
     let state = Arc::new(Shared {
         db: Mutex::new(db),
+        path: db_path.to_path_buf(),
+        cache: Mutex::new(None),
         max_bytes: config.submissions.max_bytes(),
         quota: config.submissions.daily_quota,
         seed: config.seed,

@@ -287,8 +287,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 }
 
 impl Db {
-    /// Creates the leaderboard at `path` (which must not exist) with its configuration, data,
-    /// pools and bounds, in one transaction.
+    /// Creates the leaderboard at `path` (which must not exist) with its schema, configuration,
+    /// data, pools and bounds, in one transaction.
     ///
     /// # Errors
     /// The file exists or cannot be written.
@@ -297,6 +297,7 @@ impl Db {
         config: &BoardConfig,
         datasets: &[DatasetRecord],
         pools: &[PoolRecord],
+        bounds: &[(i64, &'static str, Part, crate::eval::metrics::Metrics)],
     ) -> Result<Db> {
         if path.exists() {
             bail!(
@@ -307,8 +308,13 @@ impl Db {
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot create leaderboard `{}`", path.display()))?;
         configure(&conn)?;
-        migrate(&mut conn, path)?;
+        // The schema, the configuration, the data's records and the bounds in one transaction:
+        // an interrupted `init` leaves a file that is not a leaderboard, never half of one.
         let tx = conn.transaction()?;
+        for sql in MIGRATIONS {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('config', ?1), ('engine_version', ?2), \
              ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
@@ -326,6 +332,13 @@ impl Db {
             tx.execute(
                 "INSERT INTO pools (id, benchmark, difficulty, m, grp) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![p.id, p.benchmark, p.difficulty, p.m as i64, p.group],
+            )?;
+        }
+        for (pool, name, part, m) in bounds {
+            tx.execute(
+                "INSERT INTO bounds (pool, bound, part, mu, vr, vb, ep) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![pool, name, part.as_str(), m.mu, m.vr, m.vb, m.ep],
             )?;
         }
         tx.commit()?;
@@ -386,26 +399,6 @@ impl Db {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Stores the reference bounds.
-    ///
-    /// # Errors
-    /// A database error.
-    pub fn store_bounds(
-        &mut self,
-        bounds: &[(i64, &'static str, Part, crate::eval::metrics::Metrics)],
-    ) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        for (pool, name, part, m) in bounds {
-            tx.execute(
-                "INSERT OR REPLACE INTO bounds (pool, bound, part, mu, vr, vb, ep) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![pool, name, part.as_str(), m.mu, m.vr, m.vb, m.ep],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// The bounds.

@@ -104,8 +104,7 @@ pub fn init(db_path: &Path, config: &BoardConfig) -> Result<(Db, Board)> {
         );
     }
     let board = Board::load(config.clone(), records.clone(), pools.clone())?;
-    let mut db = Db::create(db_path, config, &records, &pools)?;
-    db.store_bounds(&board.bounds())?;
+    let db = Db::create(db_path, config, &records, &pools, &board.bounds())?;
     Ok((db, board))
 }
 

@@ -121,6 +121,16 @@ fn context(label: &str, ds: &RouterDataset, pool: &Pool) -> String {
     )
 }
 
+/// Validates a routing of `n` queries over `m` candidates: the engine's one check, as the
+/// evaluation's `invalid_output` failure.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_routing(routing: &routereval_sdk::Routing, n: usize, m: usize) -> Result<(), Failure> {
+    validate(routing, n, m)
+        .map_err(|why| Failure::new(FailureKind::InvalidOutput, format!("invalid output: {why}")))
+}
+
 /// Validates and scores a contestant's answer: a routing is checked (shape, values, choices)
 /// before any metric is computed; metrics a contestant computed (a bound, a self-reporting
 /// program) are taken as they are, the latter flagged on the row.
@@ -132,20 +142,15 @@ fn score(
 ) -> Result<(Metrics, Option<Vec<f64>>), Failure> {
     match answer {
         Answer::Metrics { metrics, per_query } => Ok((metrics, per_query)),
-        Answer::Routing(routing) => match validate(&routing, ds.test.len(), pool.m()) {
-            Err(why) => Err(Failure::new(
-                FailureKind::InvalidOutput,
-                format!("invalid output: {why}"),
-            )),
-            Ok(()) => {
-                let test = &pool.test_scores;
-                let choices = metrics::choices(routing.belief(), test.cols(), routing.choices());
-                Ok((
-                    metrics::evaluate(test, ds.acc_ref, routing.belief(), routing.choices()),
-                    Some(metrics::per_query(test, &choices)),
-                ))
-            }
-        },
+        Answer::Routing(routing) => {
+            check_routing(&routing, ds.test.len(), pool.m())?;
+            let test = &pool.test_scores;
+            let choices = metrics::choices(routing.belief(), test.cols(), routing.choices());
+            Ok((
+                metrics::evaluate(test, ds.acc_ref, routing.belief(), routing.choices()),
+                Some(metrics::per_query(test, &choices)),
+            ))
+        }
     }
 }
 

@@ -91,17 +91,7 @@ pub fn check_component(bytes: &[u8], max_bytes: usize) -> Result<(), Refusal> {
         )));
     }
     let head = &bytes[..bytes.len().min(8)];
-    let native = head.starts_with(b"\x7fELF")
-        || head.starts_with(b"MZ")
-        || [
-            [0xfe, 0xed, 0xfa, 0xce],
-            [0xfe, 0xed, 0xfa, 0xcf],
-            [0xce, 0xfa, 0xed, 0xfe],
-            [0xcf, 0xfa, 0xed, 0xfe],
-        ]
-        .iter()
-        .any(|m| head.starts_with(m));
-    if native {
+    if crate::plugin::native::is_native_library(head) {
         return Err(Refusal(
             "this is a native library; a leaderboard runs only WebAssembly components, which the \
              sandbox can contain: build the router for wasm32-wasip2 (`cargo build --release \
@@ -116,26 +106,16 @@ pub fn check_component(bytes: &[u8], max_bytes: usize) -> Result<(), Refusal> {
                 .into(),
         ));
     }
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+    if !head.starts_with(b"\0asm") {
         return Err(Refusal(
             "this is not WebAssembly (it does not start with `\\0asm`); submit the `.wasm` \
              component a router crate builds for wasm32-wasip2"
                 .into(),
         ));
     }
-    if bytes[4..8] == [0x01, 0x00, 0x00, 0x00] {
-        return Err(Refusal(
-            "this is a core WebAssembly module, not a component: build for wasm32-wasip2 (its \
-             linker makes a component) or wrap it with `wasm-tools component new`"
-                .into(),
-        ));
-    }
-    if bytes[4..8] != [0x0d, 0x00, 0x01, 0x00] {
-        return Err(Refusal(format!(
-            "unknown WebAssembly version/layer {:02x?}; components are 0d 00 01 00",
-            &bytes[4..8]
-        )));
-    }
+    // A core module or an unknown layer: the loader's own check and message.
+    crate::plugin::wasm::check_header(std::path::Path::new("the submission"), bytes)
+        .map_err(|e| Refusal(format!("{e:#}")))?;
     let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
     validator
         .validate_all(bytes)

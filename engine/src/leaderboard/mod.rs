@@ -134,23 +134,6 @@ pub fn host(config: &BoardConfig) -> Result<Arc<WasmHost>> {
     )
 }
 
-/// The threads submissions run on: `threads` of them (all cores when `None`), each with the
-/// policy's WebAssembly stack and room for the host.
-///
-/// # Errors
-/// `threads` is 0, or the threads cannot start.
-pub fn thread_pool(config: &BoardConfig, threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let stack = usize::try_from(config.sandbox.stack_kib * 1024)? + (8 << 20);
-    let mut b = rayon::ThreadPoolBuilder::new().stack_size(stack);
-    if let Some(n) = threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        b = b.num_threads(n);
-    }
-    b.build().context("cannot start the worker threads")
-}
-
 /// Scores `component` with `params` (canonical spec) on `board`: the bytes go to a private
 /// temporary file for the loader, removed afterwards. `on_pool` hears of each pool as it ends.
 ///

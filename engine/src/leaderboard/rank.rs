@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::eval::stats::{Resampler, derive_seed, interval, paired_p_value};
 use crate::leaderboard::db::{Db, PoolRecord, ResultRow, Submission};
-use crate::leaderboard::score::{BEST_SINGLE, Part};
+use crate::leaderboard::score::{BEST_SINGLE, Part, part_resampler, part_rows};
 
 /// p-values below this mark a neighbour difference as significant.
 pub const ALPHA: f64 = 0.05;
@@ -138,25 +138,15 @@ impl Ranking {
                 benchmarks.push(p.benchmark.clone());
             }
         }
-        let masks: BTreeMap<String, Vec<bool>> = datasets
+        let rows_of: BTreeMap<String, Vec<usize>> = datasets
             .iter()
             .map(|d| {
-                let mut mask = vec![false; d.test_rows];
-                for &i in &d.public_rows {
-                    if let Some(x) = mask.get_mut(i as usize) {
-                        *x = true;
-                    }
-                }
-                (d.benchmark.clone(), mask)
+                let rows = part_rows(d.test_rows, &d.public_rows, part);
+                (d.benchmark.clone(), rows)
             })
             .collect();
-        let in_part = |benchmark: &str| -> Vec<usize> {
-            let mask = &masks[benchmark];
-            (0..mask.len())
-                .filter(|&i| mask[i] == (part == Part::Public))
-                .collect()
-        };
-        let part_rows = benchmarks.iter().map(|b| in_part(b).len()).collect();
+        let in_part = |benchmark: &str| -> &[usize] { &rows_of[benchmark] };
+        let part_sizes = benchmarks.iter().map(|b| in_part(b).len()).collect();
         // Reference rows.
         let mut by_bound: BTreeMap<String, BTreeMap<i64, Option<f64>>> = BTreeMap::new();
         let mut best: BTreeMap<i64, f64> = BTreeMap::new();
@@ -248,12 +238,9 @@ impl Ranking {
                 .max(1);
             // Each benchmark's part resampled as the per-pool intervals are (same seeds), so the
             // mean's replicates are the average of the pools' replicates.
-            let resamplers: Vec<Resampler> = benchmarks
+            let resamplers: Vec<Option<Resampler>> = benchmarks
                 .iter()
-                .map(|b| {
-                    let seed = derive_seed(stats.seed, &[b, part.as_str()]);
-                    Resampler::new(in_part(b).len(), stats.replicates, seed)
-                })
+                .map(|b| part_resampler(&stats, b, part, in_part(b).len()))
                 .collect();
             // Per benchmark, per query of the part: the query's share of the mean V_B times the
             // benchmark's query count (`sum over pools of score / (best * pools)`).
@@ -269,7 +256,7 @@ impl Ranking {
                             continue;
                         }
                         let w = 1.0 / (best * informative as f64);
-                        for (a, &q) in acc.iter_mut().zip(&rows) {
+                        for (a, &q) in acc.iter_mut().zip(rows) {
                             *a += scores.get(q)? * w;
                         }
                     }
@@ -282,9 +269,9 @@ impl Ranking {
                 let Some(c) = c else { continue };
                 let mut reps = vec![0.0f64; stats.replicates];
                 for (acc, r) in c.iter().zip(&resamplers) {
-                    if r.is_empty() {
+                    let Some(r) = r.as_ref().filter(|r| !r.is_empty()) else {
                         continue;
-                    }
+                    };
                     for (x, m) in reps.iter_mut().zip(r.means(acc)) {
                         *x += m;
                     }
@@ -322,7 +309,7 @@ impl Ranking {
             revealed: db.revealed()?,
             pools,
             benchmarks,
-            part_rows,
+            part_rows: part_sizes,
             entries,
             failed,
             pending,

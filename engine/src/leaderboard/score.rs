@@ -19,7 +19,6 @@ use crate::eval::contestant::Job;
 use crate::eval::metrics::{self, Metrics};
 use crate::eval::outcome::Answer;
 use crate::eval::stats::{Resampler, derive_seed, interval};
-use crate::eval::validate::validate;
 use crate::failure::{Failure, FailureKind};
 use crate::leaderboard::config::BoardConfig;
 use crate::plugin::wasm::{WasmHost, WasmPlugin};
@@ -100,6 +99,44 @@ pub fn public_rows(n: usize, fraction: f64, seed: u64, benchmark: &str) -> Vec<u
     let mut public = order[..k].to_vec();
     public.sort_unstable();
     public
+}
+
+/// The test rows of `part`, sorted, for a test set of `n` queries whose public rows are
+/// `public` (sorted): the public rows, or every other row.
+pub fn part_rows(n: usize, public: &[u32], part: Part) -> Vec<usize> {
+    match part {
+        Part::Public => public
+            .iter()
+            .map(|&i| i as usize)
+            .filter(|&i| i < n)
+            .collect(),
+        Part::Private => {
+            let mut next = public.iter().peekable();
+            (0..n)
+                .filter(|&i| {
+                    while next.peek().is_some_and(|&&p| (p as usize) < i) {
+                        next.next();
+                    }
+                    next.peek().is_none_or(|&&p| p as usize != i)
+                })
+                .collect()
+        }
+    }
+}
+
+/// The bootstrap resampling of one part of one benchmark's test set (`rows` queries): the same
+/// seeds for every pool's intervals and for the ranking's interval of the mean, so they pair.
+/// `None` when the statistics are off.
+pub fn part_resampler(
+    stats: &crate::eval::stats::StatsConfig,
+    benchmark: &str,
+    part: Part,
+    rows: usize,
+) -> Option<Resampler> {
+    (stats.replicates > 0).then(|| {
+        let seed = derive_seed(stats.seed, &[benchmark, part.as_str()]);
+        Resampler::new(rows, stats.replicates, seed)
+    })
 }
 
 /// The metrics of one part of one pool, with bootstrap intervals.
@@ -205,7 +242,13 @@ pub struct Board {
     pub records: Vec<DatasetRecord>,
     /// The pools: (dataset index, pool index in it, record).
     pub pools: Vec<(usize, usize, PoolRecord)>,
+    /// Per dataset, the test rows of the public and of the private part.
+    parts: Vec<[Vec<usize>; 2]>,
+    /// Per dataset, the resampling of each part (built once, shared by its pools).
+    resamplers: Vec<[Option<Resampler>; 2]>,
 }
+
+const PARTS: [Part; 2] = [Part::Public, Part::Private];
 
 /// Loads the dataset a record names and checks it is byte for byte the one recorded.
 ///
@@ -298,11 +341,27 @@ impl Board {
                 );
             }
         }
+        let parts: Vec<[Vec<usize>; 2]> = datasets
+            .iter()
+            .zip(&records)
+            .map(|(ds, rec)| PARTS.map(|part| part_rows(ds.test.len(), &rec.public_rows, part)))
+            .collect();
+        let resamplers = datasets
+            .iter()
+            .zip(&parts)
+            .map(|(ds, rows)| {
+                [0, 1].map(|k| {
+                    part_resampler(&config.statistics, &ds.benchmark, PARTS[k], rows[k].len())
+                })
+            })
+            .collect();
         Ok(Board {
             config,
             datasets,
             records,
             pools,
+            parts,
+            resamplers,
         })
     }
 
@@ -322,17 +381,6 @@ impl Board {
             "split": serde_json::to_value(&self.config.split).unwrap_or(Json::Null),
             "cpu": crate::util::cpu_json(),
         })
-    }
-
-    /// Whether test row `i` of dataset `d` is public, as a mask.
-    fn public_mask(&self, d: usize) -> Vec<bool> {
-        let mut mask = vec![false; self.datasets[d].test.len()];
-        for &i in &self.records[d].public_rows {
-            if let Some(x) = mask.get_mut(i as usize) {
-                *x = true;
-            }
-        }
-        mask
     }
 
     /// Scores the component at `path` with `params` on every pool, in parallel on the current
@@ -412,9 +460,7 @@ impl Board {
         };
         let outcome = attempt.answer.and_then(|answer| match answer {
             Answer::Routing(r) => {
-                validate(&r, ds.test.len(), pool.m()).map_err(|why| {
-                    Failure::new(FailureKind::InvalidOutput, format!("invalid output: {why}"))
-                })?;
+                crate::eval::run::check_routing(&r, ds.test.len(), pool.m())?;
                 Ok(self.part_scores(d, pool, r.belief(), r.choices()))
             }
             Answer::Metrics { .. } => Err(Failure::new(
@@ -460,10 +506,9 @@ impl Board {
         let m = pool.m();
         let choices = metrics::choices(belief, m, explicit);
         let scores = metrics::per_query(&pool.test_scores, &choices);
-        let mask = self.public_mask(d);
-        let part = |public: bool| -> PartScore {
-            let rows: Vec<usize> = (0..mask.len()).filter(|&i| mask[i] == public).collect();
-            let sub_test = select_rows(&pool.test_scores, &rows);
+        let part = |k: usize| -> PartScore {
+            let rows = &self.parts[d][k];
+            let sub_test = select_rows(&pool.test_scores, rows);
             let sub_belief: Vec<f32> = rows
                 .iter()
                 .flat_map(|&i| belief[i * m..(i + 1) * m].iter().copied())
@@ -471,16 +516,10 @@ impl Board {
             let sub_choices: Vec<u32> = rows.iter().map(|&i| choices[i] as u32).collect();
             let Metrics { mu, vr, vb, ep } =
                 metrics::evaluate(&sub_test, ds.acc_ref, &sub_belief, Some(&sub_choices));
-            let stats = &self.config.statistics;
             let sub_scores: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
-            let which = if public { "public" } else { "private" };
-            let mu_ci = (stats.replicates > 0)
-                .then(|| {
-                    let seed = derive_seed(stats.seed, &[&ds.benchmark, which]);
-                    let r = Resampler::new(rows.len(), stats.replicates, seed);
-                    interval(&r.means(&sub_scores), stats.level)
-                })
-                .flatten();
+            let mu_ci = self.resamplers[d][k]
+                .as_ref()
+                .and_then(|r| interval(&r.means(&sub_scores), self.config.statistics.level));
             let best = metrics::best_single(&sub_test);
             let vb_ci =
                 mu_ci.and_then(|(lo, hi)| Some((metrics::v_b(lo, best)?, metrics::v_b(hi, best)?)));
@@ -493,7 +532,7 @@ impl Board {
                 vb_ci,
             }
         };
-        (part(true), part(false), scores)
+        (part(0), part(1), scores)
     }
 
     /// The reference bounds (oracle, random) of every pool on both parts: `(pool id, bound,
@@ -504,12 +543,8 @@ impl Board {
         for (d, p, rec) in &self.pools {
             let ds = &self.datasets[*d];
             let pool = &ds.pools[*p];
-            let mask = self.public_mask(*d);
-            for part in [Part::Public, Part::Private] {
-                let rows: Vec<usize> = (0..mask.len())
-                    .filter(|&i| mask[i] == (part == Part::Public))
-                    .collect();
-                let sub = select_rows(&pool.test_scores, &rows);
+            for (part, rows) in PARTS.into_iter().zip(&self.parts[*d]) {
+                let sub = select_rows(&pool.test_scores, rows);
                 for (name, b) in [("oracle", Bound::Oracle), ("random", Bound::Random)] {
                     out.push((rec.id, name, part, b.evaluate(&sub, ds.acc_ref)));
                 }
@@ -547,7 +582,20 @@ fn select_rows(m: &Matrix<f64>, rows: &[usize]) -> Matrix<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::public_rows;
+    use super::{Part, part_rows, public_rows};
+
+    #[test]
+    fn the_parts_partition_the_test_set() {
+        let public = public_rows(101, 0.3, 5, "b");
+        let (a, b) = (
+            part_rows(101, &public, Part::Public),
+            part_rows(101, &public, Part::Private),
+        );
+        assert_eq!(a.len() + b.len(), 101);
+        let mut all = [a, b].concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..101).collect::<Vec<_>>());
+    }
 
     #[test]
     fn the_split_is_seeded_sized_and_disjoint() {

@@ -376,7 +376,7 @@ pub fn serve(
     let db = Db::open(db_path)?;
     let config = db.config()?;
     let requeued = db.requeue_running()?;
-    let pool = Arc::new(crate::leaderboard::thread_pool(&config, threads)?);
+    let pool = Arc::new(config.sandbox.worker_pool(threads)?);
     let board = Arc::new(Board::load(config.clone(), db.datasets()?, db.pools()?)?);
     let host = WasmHost::new(
         config.sandbox.clone(),

@@ -85,6 +85,24 @@ impl SandboxPolicy {
         Ok(())
     }
 
+    /// The threads plugins run on: `threads` of them (all cores when `None`), each with this
+    /// policy's WebAssembly stack and room for the host.
+    ///
+    /// # Errors
+    /// `threads` is 0, or the threads cannot start.
+    pub fn worker_pool(&self, threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+        use anyhow::Context as _;
+        let stack = usize::try_from(self.stack_kib * 1024)? + (8 << 20);
+        let mut b = rayon::ThreadPoolBuilder::new().stack_size(stack);
+        if let Some(n) = threads {
+            if n == 0 {
+                anyhow::bail!("--threads must be at least 1");
+            }
+            b = b.num_threads(n);
+        }
+        b.build().context("cannot start the worker threads")
+    }
+
     /// The memory cap in bytes.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib << 20).unwrap_or(usize::MAX)

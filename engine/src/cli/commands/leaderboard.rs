@@ -155,7 +155,7 @@ fn submit(a: &LbSubmitArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
         )?;
         return Ok(ExitStatus::Success);
     }
-    let pool = lb::thread_pool(&config, a.threads)?;
+    let pool = config.sandbox.worker_pool(a.threads)?;
     let (cfg, records, pool_records) = (db.config()?, db.datasets()?, db.pools()?);
     let board = pool.install(|| lb::score::Board::load(cfg, records, pool_records))?;
     let host = lb::host(&config)?;
@@ -248,7 +248,7 @@ fn token(t: LbTokenCommand, io: &mut Io<'_>) -> Result<ExitStatus> {
 fn rescore(a: &LbRescoreArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
     let mut db = Db::open(&a.db)?;
     let config = db.config()?;
-    let pool = lb::thread_pool(&config, a.threads)?;
+    let pool = config.sandbox.worker_pool(a.threads)?;
     let (cfg, records, pool_records) = (db.config()?, db.datasets()?, db.pools()?);
     let board = pool.install(|| lb::score::Board::load(cfg, records, pool_records))?;
     let host = lb::host(&config)?;
@@ -336,7 +336,7 @@ fn verify(a: &LbVerifyArgs, io: &mut Io<'_>) -> Result<ExitStatus> {
         bail!("entry #{id} is {} (not scored yet)", s.status);
     }
     let config = db.config()?;
-    let pool = lb::thread_pool(&config, a.threads)?;
+    let pool = config.sandbox.worker_pool(a.threads)?;
     let (cfg, records, pool_records) = (db.config()?, db.datasets()?, db.pools()?);
     let board = pool.install(|| lb::score::Board::load(cfg, records, pool_records))?;
     let host = lb::host(&config)?;

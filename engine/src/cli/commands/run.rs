@@ -251,18 +251,8 @@ pub fn prepare(
             .unwrap_or(StatsConfig::default().replicates),
         ..StatsConfig::default()
     };
-    let pool = {
-        // Plugins run on these threads, WebAssembly stack included.
-        let stack = usize::try_from(plan.policy.stack_kib * 1024)? + (8 << 20);
-        let mut b = rayon::ThreadPoolBuilder::new().stack_size(stack);
-        if let Some(n) = plan.threads {
-            if n == 0 {
-                bail!("--threads must be at least 1");
-            }
-            b = b.num_threads(n);
-        }
-        b.build().context("cannot start the worker threads")?
-    };
+    // Plugins run on these threads, WebAssembly stack included.
+    let pool = plan.policy.worker_pool(plan.threads)?;
     let datasets = pool.install(|| load_datasets(&plan.datasets, plan.embed.as_ref()))?;
     let dataset_sha256 = pool.install(|| manifest::dataset_checksums(&datasets))?;
     let (contestants, specs) = pool.install(|| load_contestants(&mut plan, err))?;

@@ -69,6 +69,21 @@ pub enum PluginFormat {
     Native,
 }
 
+/// Whether `head` (a file's first bytes) is a native library's magic number: ELF, PE (`MZ`) or
+/// Mach-O (either byte order, 32 or 64 bits, or universal).
+pub fn is_native_library(head: &[u8]) -> bool {
+    const MACHO: [[u8; 4]; 5] = [
+        [0xfe, 0xed, 0xfa, 0xce],
+        [0xfe, 0xed, 0xfa, 0xcf],
+        [0xce, 0xfa, 0xed, 0xfe],
+        [0xcf, 0xfa, 0xed, 0xfe],
+        [0xca, 0xfe, 0xba, 0xbe],
+    ];
+    head.starts_with(b"\x7fELF")
+        || head.starts_with(b"MZ")
+        || MACHO.iter().any(|m| head.starts_with(m))
+}
+
 /// Tells a WebAssembly component from a native library by the file's magic number.
 ///
 /// # Errors
@@ -82,17 +97,10 @@ pub fn sniff(path: &Path) -> Result<PluginFormat> {
         .read(&mut head)
         .with_context(|| format!("cannot read plugin `{}`", path.display()))?;
     let head = &head[..n];
-    let macho = [
-        [0xfe, 0xed, 0xfa, 0xce],
-        [0xfe, 0xed, 0xfa, 0xcf],
-        [0xce, 0xfa, 0xed, 0xfe],
-        [0xcf, 0xfa, 0xed, 0xfe],
-        [0xca, 0xfe, 0xba, 0xbe],
-    ];
     // A `.wasm` file that is not one goes to the WebAssembly loader, which says what is wrong.
     if head == b"\0asm" || path.extension().is_some_and(|e| e == "wasm") {
         Ok(PluginFormat::Wasm)
-    } else if head == b"\x7fELF" || head.starts_with(b"MZ") || macho.iter().any(|m| head == m) {
+    } else if is_native_library(head) {
         Ok(PluginFormat::Native)
     } else {
         bail!(

@@ -363,8 +363,11 @@ impl fmt::Debug for WasmPlugin {
 }
 
 /// Checks the file is a WebAssembly component before wasmtime sees it, to say what it is
-/// instead.
-fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
+/// instead (`path` names it in the message).
+///
+/// # Errors
+/// Not WebAssembly, a core module, or an unknown version/layer, each with its remedy.
+pub fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
     let p = path.display();
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         bail!(
